@@ -1,0 +1,156 @@
+//! What a configured provider hands to every resource call: platform defaults, cloud clients and
+//! the cancellation signal. Both front ends build one from the provider configuration.
+
+use crate::cloud::aws::{AwsSettings, Ec2Api};
+use crate::error::ResourceError;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+/// Platform-wide defaults applied to everything the provider creates.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Defaults {
+    pub team: Option<String>,
+    pub project: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    /// Hourly USD price overrides keyed by `instance_type` (on-demand) or `instance_type:spot`.
+    pub price_overrides: BTreeMap<String, f64>,
+}
+
+/// Builds EC2 clients for a region. A trait so tests can wrap the real client (fault injection)
+/// and the Crossplane front end can build clients from its own credentials.
+pub trait Ec2Factory: Send + Sync {
+    fn ec2(&self, region: &str) -> Result<Arc<dyn Ec2Api>, ResourceError>;
+    /// The provider-level default region, if any.
+    fn default_region(&self) -> Option<String>;
+    /// Whether to skip the one-time credential check before the first change.
+    fn skip_credentials_validation(&self) -> bool {
+        false
+    }
+}
+
+/// Cancellation raised by StopProvider; long waits check it.
+#[derive(Default)]
+pub struct Cancel {
+    flag: AtomicBool,
+    notify: Notify,
+}
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+    /// Sleeps for `d` or until cancelled; Err when cancelled.
+    pub async fn sleep(&self, d: std::time::Duration) -> Result<(), ResourceError> {
+        if self.is_cancelled() {
+            return Err(ResourceError::Cancelled);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(d) => Ok(()),
+            _ = self.notify.notified() => Err(ResourceError::Cancelled),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Context {
+    pub defaults: Defaults,
+    aws: Option<Arc<dyn Ec2Factory>>,
+    pub cancel: Arc<Cancel>,
+    /// Regions whose credentials passed the check (shared by clones of this context).
+    checked: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Context {
+    pub fn new(defaults: Defaults, aws: Option<Arc<dyn Ec2Factory>>) -> Context {
+        Context {
+            defaults,
+            aws,
+            cancel: Arc::new(Cancel::default()),
+            checked: Arc::new(Mutex::new(HashSet::new())),
+        }
+    }
+
+    /// A context for plan and validation before ConfigureProvider (no clouds).
+    pub fn unconfigured() -> Context {
+        Context::new(Defaults::default(), None)
+    }
+
+    pub fn aws(&self) -> Result<&Arc<dyn Ec2Factory>, ResourceError> {
+        self.aws.as_ref().ok_or_else(|| {
+            ResourceError::NotConfigured("the aws block is required to manage AWS resources".into())
+        })
+    }
+
+    /// An EC2 client for a change (create/update/delete): checks the credentials once per region
+    /// first, so a bad key fails with a clear message before anything is created.
+    pub async fn ec2_for_change(&self, region: &str) -> Result<Arc<dyn Ec2Api>, ResourceError> {
+        let factory = self.aws()?;
+        let ec2 = factory.ec2(region)?;
+        let done = self
+            .checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(region);
+        if !done && !factory.skip_credentials_validation() {
+            ec2.caller_identity().await.map_err(|e| ResourceError::Cloud {
+                service: "STS",
+                operation: "GetCallerIdentity",
+                code: e.code,
+                message: format!("{} (the AWS credentials were rejected; check aws.access_key/secret_key, aws.profile or the environment)", e.message),
+            })?;
+            self.checked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(region.to_string());
+        }
+        Ok(ec2)
+    }
+
+    pub fn default_aws_region(&self) -> Option<String> {
+        self.aws.as_ref().and_then(|f| f.default_region())
+    }
+}
+
+/// Caches one real SDK client per region for the life of the provider process.
+pub struct SdkEc2Factory {
+    settings: AwsSettings,
+    clients: Mutex<HashMap<String, Arc<dyn Ec2Api>>>,
+}
+
+impl SdkEc2Factory {
+    pub fn new(settings: AwsSettings) -> SdkEc2Factory {
+        SdkEc2Factory {
+            settings,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Ec2Factory for SdkEc2Factory {
+    fn ec2(&self, region: &str) -> Result<Arc<dyn Ec2Api>, ResourceError> {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = clients.get(region) {
+            return Ok(c.clone());
+        }
+        let c: Arc<dyn Ec2Api> = Arc::new(crate::cloud::aws::SdkEc2::new(&self.settings, region));
+        clients.insert(region.to_string(), c.clone());
+        Ok(c)
+    }
+    fn default_region(&self) -> Option<String> {
+        self.settings
+            .region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .filter(|r| !r.is_empty())
+    }
+    fn skip_credentials_validation(&self) -> bool {
+        self.settings.skip_credentials_validation
+    }
+}

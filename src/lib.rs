@@ -1,0 +1,15 @@
+//! paved: one Rust binary that serves AI/ML golden-path resources to Terraform (plugin protocol 6)
+//! and, later, to Crossplane, over the same resource handlers.
+
+pub mod cloud;
+pub mod context;
+pub mod cty;
+pub mod diag;
+pub mod error;
+pub mod logging;
+pub mod plan;
+pub mod protocol;
+pub mod provider;
+pub mod resource;
+pub mod resources;
+pub mod schema;

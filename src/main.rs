@@ -1,0 +1,67 @@
+//! `terraform-provider-paved`: started by Terraform as a plugin, or with `--debug` by a person or
+//! a test harness that attaches Terraform through TF_REATTACH_PROVIDERS.
+
+use paved::protocol::{handshake, server};
+use paved::provider::Provider;
+use std::sync::Arc;
+
+fn main() {
+    let debug = std::env::args()
+        .skip(1)
+        .any(|a| a == "--debug" || a == "-debug");
+    if std::env::args()
+        .skip(1)
+        .any(|a| a == "--version" || a == "version")
+    {
+        println!("terraform-provider-paved {}", env!("CARGO_PKG_VERSION"));
+        return;
+    }
+    let launch = if debug {
+        None
+    } else {
+        match handshake::from_env(|k| std::env::var(k).ok()) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+        }
+    };
+    paved::logging::init(if debug {
+        Some(tracing::Level::INFO)
+    } else {
+        Some(tracing::Level::WARN)
+    });
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("[ERROR] could not start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let provider = Arc::new(Provider::default());
+    let result = rt.block_on(async move {
+        if !debug {
+            // Ctrl-C in the terminal reaches the plugin too; Terraform cancels through
+            // StopProvider instead, so the signal is swallowed like go-plugin does.
+            tokio::spawn(async {
+                loop {
+                    if tokio::signal::ctrl_c().await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        match launch {
+            Some(l) => server::serve_plugin(provider, l).await,
+            None => server::serve_debug(provider).await,
+        }
+    });
+    if let Err(e) = result {
+        eprintln!("[ERROR] terraform-provider-paved: {e}");
+        std::process::exit(1);
+    }
+}

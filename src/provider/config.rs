@@ -1,0 +1,160 @@
+//! The provider block: platform defaults and cloud credentials.
+
+use crate::cloud::aws::AwsSettings;
+use crate::context::Defaults;
+use crate::cty::{Type, Value};
+use crate::diag::{AttrPath, Diagnostics};
+use crate::schema::{Attribute, Block, Nesting, Schema};
+
+pub fn schema() -> Schema {
+    let endpoints =
+        Block::new("Custom service endpoints, e.g. LocalStack at http://127.0.0.1:4566.")
+            .attr(Attribute::optional(
+                "ec2",
+                Type::String,
+                "EC2 endpoint URL.",
+            ))
+            .attr(Attribute::optional(
+                "sts",
+                Type::String,
+                "STS endpoint URL.",
+            ));
+    let aws = Block::new("AWS access. Unset arguments fall back to the standard AWS credential chain (environment, shared config/credentials files, SSO, instance role).")
+        .attr(Attribute::optional("region", Type::String, "Default region for AWS resources (else AWS_REGION / the profile's region)."))
+        .attr(Attribute::optional("profile", Type::String, "Shared config profile to use."))
+        .attr(Attribute::optional("access_key", Type::String, "Static access key ID."))
+        .attr(Attribute::optional("secret_key", Type::String, "Static secret access key.").sensitive())
+        .attr(Attribute::optional("skip_credentials_validation", Type::Bool, "Skip the STS GetCallerIdentity check made before the first change."))
+        .block("endpoints", Nesting::Single, endpoints);
+    Schema::new(
+        0,
+        Block::new("paved: self-service golden paths for AI/ML teams.")
+            .attr(Attribute::optional("default_team", Type::String, "Team charged for resources that do not set `team`."))
+            .attr(Attribute::optional("default_project", Type::String, "Project for resources that do not set `project`."))
+            .attr(Attribute::optional("default_tags", Type::map(Type::String), "Tags applied to every cloud object the provider creates; resource `tags` override them."))
+            .attr(Attribute::optional("price_overrides", Type::map(Type::Number), "Hourly USD prices that replace the built-in table, keyed by instance type (on-demand) or `TYPE:spot`."))
+            .block("aws", Nesting::Single, aws),
+    )
+}
+
+/// Checks that hold with unknown values too (validate runs before other resources exist).
+pub fn validate(config: &Value) -> Diagnostics {
+    let mut d = Diagnostics::new();
+    let aws = config.get("aws");
+    let ak = aws.get("access_key");
+    let sk = aws.get("secret_key");
+    if !ak.is_unknown() && !sk.is_unknown() && ak.is_null() != sk.is_null() {
+        let path = if ak.is_null() {
+            "access_key"
+        } else {
+            "secret_key"
+        };
+        d.attr_error(
+            AttrPath::attr("aws").then(path),
+            "Incomplete static credentials",
+            "Set both access_key and secret_key, or neither to use the AWS credential chain.",
+        );
+    }
+    for ep in ["ec2", "sts"] {
+        if let Some(u) = aws.get("endpoints").get(ep).as_str() {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                d.attr_error(
+                    AttrPath::attr("aws").then("endpoints").then(ep),
+                    "Invalid endpoint URL",
+                    format!("{u:?} is not a URL; write it as http://HOST:PORT or https://HOST."),
+                );
+            }
+        }
+    }
+    if let Some(m) = config.get("price_overrides").entries() {
+        for (k, v) in m {
+            if v.as_f64().is_some_and(|p| p < 0.0) {
+                d.attr_error(
+                    AttrPath::attr("price_overrides").key(k),
+                    "Negative price",
+                    "Prices are hourly USD amounts and cannot be negative.",
+                );
+            }
+        }
+    }
+    d
+}
+
+fn opt_str(v: &Value) -> Option<String> {
+    v.as_str().filter(|s| !s.is_empty()).map(String::from)
+}
+
+/// Reads a validated provider configuration.
+pub fn parse(config: &Value) -> (Defaults, Option<AwsSettings>) {
+    let defaults = Defaults {
+        team: opt_str(config.get("default_team")),
+        project: opt_str(config.get("default_project")),
+        tags: config
+            .get("default_tags")
+            .as_string_map()
+            .unwrap_or_default(),
+        price_overrides: config
+            .get("price_overrides")
+            .entries()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_f64().map(|p| (k.clone(), p)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    let aws = config.get("aws");
+    let settings = (!aws.is_null()).then(|| AwsSettings {
+        region: opt_str(aws.get("region")),
+        profile: opt_str(aws.get("profile")),
+        access_key: opt_str(aws.get("access_key")),
+        secret_key: opt_str(aws.get("secret_key")),
+        ec2_endpoint: opt_str(aws.get("endpoints").get("ec2")),
+        sts_endpoint: opt_str(aws.get("endpoints").get("sts")),
+        skip_credentials_validation: aws
+            .get("skip_credentials_validation")
+            .as_bool()
+            .unwrap_or(false),
+    });
+    (defaults, settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(aws: Value) -> Value {
+        let mut c = schema().block.null_object();
+        c.set_attr("aws", aws);
+        c.set_attr("default_team", Value::string("ml"));
+        c
+    }
+
+    #[test]
+    fn half_static_credentials_are_rejected_with_a_path() {
+        let mut aws = schema().block.nested("aws").unwrap().block.null_object();
+        aws.set_attr("access_key", Value::string("AK"));
+        let d = validate(&cfg(aws));
+        assert!(d.has_errors());
+        assert_eq!(d.0[0].path.as_ref().unwrap().to_string(), "aws.secret_key");
+    }
+
+    #[test]
+    fn parse_reads_endpoints_and_defaults() {
+        let mut aws = schema().block.nested("aws").unwrap().block.null_object();
+        aws.set_attr("region", Value::string("us-east-1"));
+        aws.set_attr(
+            "endpoints",
+            Value::object([
+                ("ec2", Value::string("http://127.0.0.1:4566")),
+                ("sts", Value::Null),
+            ]),
+        );
+        let (d, s) = parse(&cfg(aws));
+        assert_eq!(d.team.as_deref(), Some("ml"));
+        let s = s.unwrap();
+        assert_eq!(s.ec2_endpoint.as_deref(), Some("http://127.0.0.1:4566"));
+        assert_eq!(s.region.as_deref(), Some("us-east-1"));
+        assert!(!s.skip_credentials_validation);
+    }
+}

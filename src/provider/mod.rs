@@ -1,0 +1,70 @@
+//! The provider as both front ends see it: its schema, its configuration and the registered
+//! resources. Holds no protocol types.
+
+pub mod config;
+
+use crate::context::{Context, SdkEc2Factory};
+use crate::cty::Value;
+use crate::diag::Diagnostics;
+use crate::resource::Resource;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+pub struct Provider {
+    resources: BTreeMap<&'static str, Arc<dyn Resource>>,
+    ctx: RwLock<Context>,
+    cancel: Arc<crate::context::Cancel>,
+}
+
+impl Default for Provider {
+    fn default() -> Self {
+        Provider::new(crate::resources::all())
+    }
+}
+
+impl Provider {
+    pub fn new(resources: Vec<Arc<dyn Resource>>) -> Provider {
+        let ctx = Context::unconfigured();
+        Provider {
+            cancel: ctx.cancel.clone(),
+            resources: resources.into_iter().map(|r| (r.type_name(), r)).collect(),
+            ctx: RwLock::new(ctx),
+        }
+    }
+
+    pub fn resources(&self) -> impl Iterator<Item = &Arc<dyn Resource>> {
+        self.resources.values()
+    }
+
+    pub fn resource(&self, type_name: &str) -> Option<&Arc<dyn Resource>> {
+        self.resources.get(type_name)
+    }
+
+    /// Applies a provider configuration. Never contacts a cloud: credentials are checked lazily
+    /// before the first change, so plans work offline.
+    pub fn configure(&self, config: &Value) -> Diagnostics {
+        let d = config::validate(config);
+        if d.has_errors() {
+            return d;
+        }
+        let (defaults, aws) = config::parse(config);
+        let factory = aws.map(|s| Arc::new(SdkEc2Factory::new(s)) as _);
+        self.set_context(Context::new(defaults, factory));
+        d
+    }
+
+    /// Installs a context directly (tests, Crossplane ProviderConfig).
+    pub fn set_context(&self, mut ctx: Context) {
+        ctx.cancel = self.cancel.clone();
+        *self.ctx.write().unwrap_or_else(|e| e.into_inner()) = ctx;
+    }
+
+    pub fn context(&self) -> Context {
+        self.ctx.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// StopProvider: cancels in-flight waits.
+    pub fn stop(&self) {
+        self.cancel.cancel();
+    }
+}

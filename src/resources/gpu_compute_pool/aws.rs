@@ -1,0 +1,620 @@
+//! How a pool is realised on EC2: one launch template plus `desired` instances launched from it
+//! with RunInstances.
+//!
+//! Why RunInstances and not an Auto Scaling group or EC2 Fleet `maintain`: the provider must own
+//! the capacity fallback (instance type × zone, in the user's order) and report exactly what was
+//! tried, and it must work against LocalStack, which emulates neither Auto Scaling nor
+//! ModifyFleet. On real AWS this behaves like a fleet of type `instant` driven by Terraform: the
+//! pool is resized on apply, nothing replaces instances lost between applies, and the next plan
+//! shows them as drift (`nodes.desired`).
+
+use super::bootstrap;
+use super::spec::{self, Observed, PoolSpec};
+use crate::cloud::aws::{Ec2Api, Instance, LaunchTemplateSpec, RunRequest, POOL_TAG};
+use crate::context::Context;
+use crate::cty::Value;
+use crate::error::{ApplyError, ResourceError};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant as Clock};
+
+const NODES_MIN_TAG: &str = "paved:nodes-min";
+const NODES_MAX_TAG: &str = "paved:nodes-max";
+
+/// Tags only the provider uses for bookkeeping; not part of `tags_all`.
+const INTERNAL_TAGS: [&str; 3] = [POOL_TAG, NODES_MIN_TAG, NODES_MAX_TAG];
+
+pub fn new_pool_id() -> String {
+    let n: u64 = rand::random();
+    format!("gp-{:012x}", n & 0xffff_ffff_ffff)
+}
+
+/// A deterministic idempotency token: the same pool, the same live instances and the same
+/// launch option give the same token, so a retried RunInstances (SDK retry, or a re-run apply
+/// after a lost response) returns the instances already launched instead of launching more.
+pub fn client_token(
+    pool_id: &str,
+    live: &[String],
+    instance_type: &str,
+    place: &str,
+    count: i64,
+) -> String {
+    let mut ids = live.to_vec();
+    ids.sort();
+    let mut h = Sha256::new();
+    for part in [
+        pool_id,
+        &ids.join(","),
+        instance_type,
+        place,
+        &count.to_string(),
+    ] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    format!("paved-{}", &hex::encode(h.finalize())[..48])
+}
+
+fn region_of(v: &Value) -> Result<String, ResourceError> {
+    v.get("region")
+        .as_str()
+        .map(String::from)
+        .ok_or_else(|| spec::unknown_at_apply("region"))
+}
+
+fn desired_of(v: &Value) -> Result<i64, ResourceError> {
+    v.get("nodes")
+        .get("desired")
+        .as_i64()
+        .ok_or_else(|| spec::unknown_at_apply("nodes.desired"))
+}
+
+fn tags_all(v: &Value) -> BTreeMap<String, String> {
+    v.get("tags_all").as_string_map().unwrap_or_default()
+}
+
+fn lt_tags(v: &Value, pool_id: &str) -> BTreeMap<String, String> {
+    let mut t = tags_all(v);
+    t.insert(POOL_TAG.into(), pool_id.into());
+    let n = v.get("nodes");
+    t.insert(
+        NODES_MIN_TAG.into(),
+        n.get("min").as_i64().unwrap_or(0).to_string(),
+    );
+    t.insert(
+        NODES_MAX_TAG.into(),
+        n.get("max").as_i64().unwrap_or(0).to_string(),
+    );
+    t
+}
+
+fn instance_tags(v: &Value, pool_id: &str) -> BTreeMap<String, String> {
+    let mut t = tags_all(v);
+    t.insert(POOL_TAG.into(), pool_id.into());
+    t
+}
+
+struct Ops<'a> {
+    ec2: Arc<dyn Ec2Api>,
+    ctx: &'a Context,
+    deadline: Clock,
+    timeout: Duration,
+}
+
+/// What a failed launch leaves behind.
+struct LaunchFailure {
+    launched: Vec<Instance>,
+    error: ResourceError,
+}
+
+impl<'a> Ops<'a> {
+    async fn new(ctx: &'a Context, v: &Value, op: &str) -> Result<Ops<'a>, ResourceError> {
+        let region = region_of(v)?;
+        let ec2 = ctx.ec2_for_change(&region).await?;
+        let timeout = spec::timeout(v, op);
+        Ok(Ops {
+            ec2,
+            ctx,
+            deadline: Clock::now() + timeout,
+            timeout,
+        })
+    }
+
+    /// Launches `count` instances, trying each instance type (in preference order) in each
+    /// placement (subnet or zone, in order) until all are running somewhere. Each attempt is
+    /// all-or-nothing so a retry with the same token is exact.
+    async fn launch(
+        &self,
+        pool_id: &str,
+        lt_id: &str,
+        spec: &PoolSpec,
+        tags: &BTreeMap<String, String>,
+        existing: &[Instance],
+        count: i64,
+    ) -> Result<Vec<Instance>, LaunchFailure> {
+        let placements: Vec<(Option<String>, Option<String>)> = if !spec.subnet_ids.is_empty() {
+            spec.subnet_ids
+                .iter()
+                .map(|s| (None, Some(s.clone())))
+                .collect()
+        } else if !spec.availability_zones.is_empty() {
+            spec.availability_zones
+                .iter()
+                .map(|z| (Some(z.clone()), None))
+                .collect()
+        } else {
+            vec![(None, None)]
+        };
+        let mut launched: Vec<Instance> = vec![];
+        let mut tried = vec![];
+        for itype in &spec.instance_types {
+            for (az, subnet) in &placements {
+                let remaining = count - launched.len() as i64;
+                if remaining <= 0 {
+                    return Ok(launched);
+                }
+                if self.ctx.cancel.is_cancelled() {
+                    return Err(LaunchFailure {
+                        launched,
+                        error: ResourceError::Cancelled,
+                    });
+                }
+                let place = subnet
+                    .clone()
+                    .or_else(|| az.clone())
+                    .unwrap_or_else(|| "any zone".into());
+                let live: Vec<String> = existing
+                    .iter()
+                    .chain(&launched)
+                    .map(|i| i.id.clone())
+                    .collect();
+                let req = RunRequest {
+                    launch_template_id: lt_id.to_string(),
+                    instance_type: itype.clone(),
+                    availability_zone: az.clone(),
+                    subnet_id: subnet.clone(),
+                    count: remaining as i32,
+                    spot: spec.spot(),
+                    client_token: client_token(pool_id, &live, itype, &place, remaining),
+                    tags: tags.clone(),
+                };
+                tracing::info!(pool_id, instance_type = %itype, place = %place, count = remaining, "launching instances");
+                match self.ec2.run_instances(&req).await {
+                    Ok(new) => launched.extend(new),
+                    Err(e) if e.is_capacity() => {
+                        tracing::warn!(pool_id, instance_type = %itype, place = %place, code = %e.code, "no capacity, trying next option");
+                        tried.push(format!("{remaining} × {itype} in {place}: {}", e.code));
+                    }
+                    Err(e) => {
+                        return Err(LaunchFailure {
+                            launched,
+                            error: e.into(),
+                        })
+                    }
+                }
+            }
+        }
+        if (launched.len() as i64) < count {
+            return Err(LaunchFailure {
+                launched,
+                error: ResourceError::Capacity {
+                    wanted: count,
+                    tried,
+                },
+            });
+        }
+        Ok(launched)
+    }
+
+    /// Waits (polling with backoff; EC2 has no watch) until every instance is running. Instances
+    /// EC2 does not list yet count as pending: right after RunInstances they may not be visible.
+    async fn wait_running(&self, ids: &[String]) -> Result<Vec<Instance>, ResourceError> {
+        let mut delay = Duration::from_millis(250);
+        loop {
+            let found = self.ec2.instances(ids).await?;
+            if let Some(dead) = found.iter().find(|i| !i.is_live()) {
+                return Err(ResourceError::Cloud {
+                    service: "EC2",
+                    operation: "RunInstances",
+                    code: "InstanceTerminated".into(),
+                    message: format!(
+                        "instance {} went to {} while starting (spot reclaim or a bad image?)",
+                        dead.id, dead.state
+                    ),
+                });
+            }
+            if found.len() == ids.len() && found.iter().all(|i| i.state == "running") {
+                return Ok(found);
+            }
+            self.pause(&mut delay, "instances to reach running").await?;
+        }
+    }
+
+    /// Waits until every instance is terminated (or unknown to EC2).
+    async fn wait_terminated(&self, ids: &[String]) -> Result<(), ResourceError> {
+        let mut delay = Duration::from_millis(250);
+        loop {
+            let found = self.ec2.instances(ids).await?;
+            if found.iter().all(|i| i.state == "terminated") {
+                return Ok(());
+            }
+            self.pause(&mut delay, "instances to terminate").await?;
+        }
+    }
+
+    async fn pause(&self, delay: &mut Duration, what: &str) -> Result<(), ResourceError> {
+        if Clock::now() + *delay > self.deadline {
+            return Err(ResourceError::Timeout {
+                what: what.into(),
+                after: self.timeout,
+            });
+        }
+        self.ctx.cancel.sleep(*delay).await?;
+        *delay = (*delay * 2).min(Duration::from_secs(5));
+        Ok(())
+    }
+
+    /// Terminates instances launched by a failed attempt so no GPU is left running untracked.
+    async fn roll_back(&self, launched: &[Instance]) -> Result<(), ResourceError> {
+        let ids: Vec<String> = launched.iter().map(|i| i.id.clone()).collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(
+            count = ids.len(),
+            "terminating instances launched by the failed attempt"
+        );
+        self.ec2.terminate_instances(&ids).await?;
+        self.wait_terminated(&ids).await
+    }
+}
+
+fn finish(v: &Value, instances: &[Instance], ctx: &Context) -> Value {
+    let spec = PoolSpec::from_value(v);
+    let o: Observed = spec::observe(
+        instances,
+        &spec.instance_types,
+        spec.spot(),
+        &ctx.defaults.price_overrides,
+    );
+    let mut out = v.clone();
+    spec::apply_observed(&mut out, &o, &spec.instance_types);
+    out
+}
+
+pub async fn create(ctx: &Context, planned: &Value) -> Result<Value, ApplyError> {
+    let ops = Ops::new(ctx, planned, "create").await?;
+    let spec = PoolSpec::from_value(planned);
+    let desired = desired_of(planned)?;
+    let team = planned
+        .get("team")
+        .as_str()
+        .ok_or_else(|| spec::unknown_at_apply("team"))?;
+    let pool_id = new_pool_id();
+    let user_data = bootstrap::render(&pool_id, &spec, team, planned.get("project").as_str());
+    let lt_id = ops
+        .ec2
+        .create_launch_template(&LaunchTemplateSpec {
+            name: format!("paved-{pool_id}"),
+            image_id: spec.image_id.clone(),
+            user_data,
+            security_group_ids: spec.security_group_ids.clone(),
+            tags: lt_tags(planned, &pool_id),
+        })
+        .await
+        .map_err(ResourceError::from)?;
+    tracing::info!(pool_id, launch_template_id = %lt_id, desired, "created launch template");
+    let mut state = planned.clone();
+    state.set_attr("id", Value::string(&pool_id));
+    state.set_attr("launch_template_id", Value::string(&lt_id));
+    let tags = instance_tags(planned, &pool_id);
+    match ops
+        .launch(&pool_id, &lt_id, &spec, &tags, &[], desired)
+        .await
+    {
+        Ok(launched) => {
+            let ids: Vec<String> = launched.iter().map(|i| i.id.clone()).collect();
+            match ops.wait_running(&ids).await {
+                Ok(running) => Ok(finish(&state, &running, ctx)),
+                Err(e) => Err(ApplyError::with_state(e, finish(&state, &launched, ctx))),
+            }
+        }
+        Err(fail) => {
+            // Nothing half-made survives a failed create: roll back instances and the template.
+            let cleanup = match ops.roll_back(&fail.launched).await {
+                Ok(()) => ops
+                    .ec2
+                    .delete_launch_template(&lt_id)
+                    .await
+                    .map_err(ResourceError::from),
+                Err(e) => Err(e),
+            };
+            match cleanup {
+                Ok(()) => Err(ApplyError {
+                    error: fail.error,
+                    state: None,
+                }),
+                Err(e) => {
+                    tracing::error!(error = %e, "cleanup after failed create failed; returning what exists");
+                    Err(ApplyError::with_state(
+                        fail.error,
+                        finish(&state, &fail.launched, ctx),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+pub async fn update(ctx: &Context, prior: &Value, planned: &Value) -> Result<Value, ApplyError> {
+    let ops = Ops::new(ctx, planned, "update").await?;
+    let pool_id = prior.get("id").as_str().unwrap_or_default().to_string();
+    let lt_id = prior
+        .get("launch_template_id")
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let spec = PoolSpec::from_value(planned);
+    let desired = desired_of(planned)?;
+    let mut state = planned.clone();
+    let mut live = ops
+        .ec2
+        .pool_instances(&pool_id)
+        .await
+        .map_err(ResourceError::from)?;
+    let current = |live: &[Instance]| Some(finish(&state_with(prior, planned), live, ctx));
+
+    let (old_tags, new_tags) = (lt_tags(prior, &pool_id), lt_tags(planned, &pool_id));
+    if old_tags != new_tags {
+        let removed: Vec<String> = old_tags
+            .keys()
+            .filter(|k| !new_tags.contains_key(*k))
+            .cloned()
+            .collect();
+        let mut ids: Vec<String> = live.iter().map(|i| i.id.clone()).collect();
+        if !lt_id.is_empty() {
+            ids.push(lt_id.clone());
+        }
+        if let Err(e) = ops.ec2.update_tags(&ids, &new_tags, &removed).await {
+            return Err(ApplyError {
+                error: e.into(),
+                state: current(&live),
+            });
+        }
+    }
+
+    let have = live.len() as i64;
+    if have < desired {
+        let tags = instance_tags(planned, &pool_id);
+        match ops
+            .launch(&pool_id, &lt_id, &spec, &tags, &live, desired - have)
+            .await
+        {
+            Ok(launched) => {
+                let ids: Vec<String> = launched.iter().map(|i| i.id.clone()).collect();
+                match ops.wait_running(&ids).await {
+                    Ok(running) => live.extend(running),
+                    Err(e) => {
+                        live.extend(launched);
+                        return Err(ApplyError {
+                            error: e,
+                            state: current(&live),
+                        });
+                    }
+                }
+            }
+            Err(fail) => {
+                let rolled_back = ops.roll_back(&fail.launched).await.is_ok();
+                if !rolled_back {
+                    live.extend(fail.launched);
+                }
+                return Err(ApplyError {
+                    error: fail.error,
+                    state: current(&live),
+                });
+            }
+        }
+    } else if have > desired {
+        // Shrink from the newest instances: the oldest have warm caches and long-running jobs.
+        live.sort_by(|a, b| b.launch_time.cmp(&a.launch_time).then(b.id.cmp(&a.id)));
+        let excess: Vec<String> = live
+            .iter()
+            .take((have - desired) as usize)
+            .map(|i| i.id.clone())
+            .collect();
+        tracing::info!(
+            pool_id,
+            count = excess.len(),
+            "terminating instances to shrink the pool"
+        );
+        let result = match ops.ec2.terminate_instances(&excess).await {
+            Ok(()) => ops.wait_terminated(&excess).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = result {
+            let now = ops.ec2.pool_instances(&pool_id).await.unwrap_or(live);
+            return Err(ApplyError {
+                error: e,
+                state: current(&now),
+            });
+        }
+        live.retain(|i| !excess.contains(&i.id));
+    }
+    state.set_attr("id", Value::string(&pool_id));
+    state.set_attr("launch_template_id", Value::string(&lt_id));
+    Ok(finish(&state, &live, ctx))
+}
+
+/// The planned value with the identity of the prior one: the best description of a pool whose
+/// update stopped half way.
+fn state_with(prior: &Value, planned: &Value) -> Value {
+    let mut s = planned.clone();
+    for k in ["id", "launch_template_id", "instance_type"] {
+        s.set_attr(k, prior.get(k).clone());
+    }
+    s
+}
+
+pub async fn read(ctx: &Context, state: &Value) -> Result<Option<Value>, ResourceError> {
+    let region = region_of(state)?;
+    let ec2 = ctx.aws()?.ec2(&region)?;
+    let pool_id = state.get("id").as_str().unwrap_or_default();
+    let lt = ec2.find_launch_template(pool_id, false).await?;
+    let live = ec2.pool_instances(pool_id).await?;
+    if lt.is_none() && live.is_empty() {
+        return Ok(None);
+    }
+    let mut out = finish(state, &live, ctx);
+    if let Some(lt) = lt {
+        out.set_attr("launch_template_id", Value::string(lt.id));
+    }
+    Ok(Some(out))
+}
+
+pub async fn delete(ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
+    let ops = Ops::new(ctx, prior, "delete").await?;
+    let pool_id = prior.get("id").as_str().unwrap_or_default();
+    let ids: Vec<String> = ops
+        .ec2
+        .pool_instances(pool_id)
+        .await?
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    if !ids.is_empty() {
+        tracing::info!(pool_id, count = ids.len(), "terminating pool instances");
+        ops.ec2.terminate_instances(&ids).await?;
+        ops.wait_terminated(&ids).await?;
+    }
+    if let Some(lt) = ops.ec2.find_launch_template(pool_id, false).await? {
+        ops.ec2.delete_launch_template(&lt.id).await?;
+    }
+    Ok(())
+}
+
+/// Import by `POOL_ID` or `REGION/POOL_ID`: rebuilds the arguments from the launch template's
+/// tags and bootstrap; `read` then adds the instances.
+pub async fn import(ctx: &Context, id: &str, mut stub: Value) -> Result<Value, ResourceError> {
+    let (region, pool_id) = match id.split_once('/') {
+        Some((r, p)) => (r.to_string(), p.to_string()),
+        None => (
+            ctx.default_aws_region().ok_or_else(|| {
+                ResourceError::invalid(
+                    crate::diag::AttrPath::root(),
+                    "Region unknown",
+                    "Import with REGION/POOL_ID, or set aws.region in the provider block.",
+                )
+            })?,
+            id.to_string(),
+        ),
+    };
+    let ec2 = ctx.aws()?.ec2(&region)?;
+    let lt = ec2
+        .find_launch_template(&pool_id, true)
+        .await?
+        .ok_or_else(|| ResourceError::NotFound(format!("GPU pool {pool_id} in {region}")))?;
+    let spec = lt
+        .user_data
+        .as_deref()
+        .and_then(bootstrap::parse)
+        .ok_or_else(|| {
+            ResourceError::NotFound(format!("paved bootstrap data on launch template {}", lt.id))
+        })?;
+    spec.write_into(&mut stub);
+    let tags_all: BTreeMap<String, String> = lt
+        .tags
+        .iter()
+        .filter(|(k, _)| !INTERNAL_TAGS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    // User tags = everything that is neither paved's own nor an unchanged provider default.
+    let tags: BTreeMap<String, String> = tags_all
+        .iter()
+        .filter(|(k, v)| !k.starts_with("paved:") && ctx.defaults.tags.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let num = |k: &str| {
+        lt.tags
+            .get(k)
+            .and_then(|v| v.parse::<i64>().ok())
+            .map_or(Value::Null, Value::int)
+    };
+    stub.set_attr("id", Value::string(&pool_id));
+    stub.set_attr("cloud", Value::string("aws"));
+    stub.set_attr("region", Value::string(&region));
+    stub.set_attr(
+        "team",
+        lt.tags.get("paved:team").map_or(Value::Null, Value::string),
+    );
+    stub.set_attr(
+        "project",
+        lt.tags
+            .get("paved:project")
+            .map_or(Value::Null, Value::string),
+    );
+    stub.set_attr(
+        "tags",
+        if tags.is_empty() {
+            Value::Null
+        } else {
+            Value::string_map(tags)
+        },
+    );
+    stub.set_attr("tags_all", Value::string_map(tags_all));
+    stub.set_attr("launch_template_id", Value::string(&lt.id));
+    stub.set_attr(
+        "nodes",
+        Value::object([
+            ("min", num(NODES_MIN_TAG)),
+            ("max", num(NODES_MAX_TAG)),
+            ("desired", Value::Null),
+        ]),
+    );
+    Ok(stub)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_tokens_are_deterministic_and_bounded() {
+        let a = client_token(
+            "gp-1",
+            &["i-2".into(), "i-1".into()],
+            "g5.xlarge",
+            "us-east-1a",
+            2,
+        );
+        let b = client_token(
+            "gp-1",
+            &["i-1".into(), "i-2".into()],
+            "g5.xlarge",
+            "us-east-1a",
+            2,
+        );
+        assert_eq!(a, b, "order of live instances must not matter");
+        assert!(a.len() <= 64 && a.is_ascii());
+        assert_ne!(
+            a,
+            client_token("gp-1", &["i-1".into()], "g5.xlarge", "us-east-1a", 2)
+        );
+        assert_ne!(
+            a,
+            client_token(
+                "gp-1",
+                &["i-1".into(), "i-2".into()],
+                "g5.2xlarge",
+                "us-east-1a",
+                2
+            )
+        );
+    }
+
+    #[test]
+    fn pool_ids_look_right() {
+        let id = new_pool_id();
+        assert!(id.starts_with("gp-") && id.len() == 15, "{id}");
+    }
+}

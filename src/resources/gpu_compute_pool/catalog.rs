@@ -1,0 +1,225 @@
+//! What paved knows about GPU hardware on EC2: which instance types carry which accelerator,
+//! what they cost, and which CUDA toolkits a driver supports. Plan-time validation and cost
+//! attribution both read this table, so it is the one place to update when AWS adds a type.
+//!
+//! Prices are public on-demand list prices for us-east-1 (USD/hour, Linux). Spot prices are
+//! estimates: on-demand × a per-family discount observed over time. Both are overridable with the
+//! provider's `price_overrides`.
+
+/// One EC2 GPU instance type.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InstanceType {
+    pub name: &'static str,
+    pub accelerator: &'static str,
+    pub gpus: i64,
+    pub on_demand_usd: f64,
+    /// Fraction of the on-demand price a spot instance typically costs.
+    pub spot_factor: f64,
+}
+
+const fn it(
+    name: &'static str,
+    accelerator: &'static str,
+    gpus: i64,
+    usd: f64,
+    spot: f64,
+) -> InstanceType {
+    InstanceType {
+        name,
+        accelerator,
+        gpus,
+        on_demand_usd: usd,
+        spot_factor: spot,
+    }
+}
+
+pub const INSTANCE_TYPES: &[InstanceType] = &[
+    it("g4dn.xlarge", "nvidia-t4", 1, 0.526, 0.40),
+    it("g4dn.2xlarge", "nvidia-t4", 1, 0.752, 0.40),
+    it("g4dn.4xlarge", "nvidia-t4", 1, 1.204, 0.40),
+    it("g4dn.8xlarge", "nvidia-t4", 1, 2.176, 0.40),
+    it("g4dn.12xlarge", "nvidia-t4", 4, 3.912, 0.40),
+    it("g4dn.metal", "nvidia-t4", 8, 7.824, 0.40),
+    it("g5.xlarge", "nvidia-a10g", 1, 1.006, 0.45),
+    it("g5.2xlarge", "nvidia-a10g", 1, 1.212, 0.45),
+    it("g5.4xlarge", "nvidia-a10g", 1, 1.624, 0.45),
+    it("g5.8xlarge", "nvidia-a10g", 1, 2.448, 0.45),
+    it("g5.12xlarge", "nvidia-a10g", 4, 5.672, 0.45),
+    it("g5.24xlarge", "nvidia-a10g", 4, 8.144, 0.45),
+    it("g5.48xlarge", "nvidia-a10g", 8, 16.288, 0.45),
+    it("g6.xlarge", "nvidia-l4", 1, 0.8048, 0.45),
+    it("g6.2xlarge", "nvidia-l4", 1, 0.9776, 0.45),
+    it("g6.4xlarge", "nvidia-l4", 1, 1.3232, 0.45),
+    it("g6.12xlarge", "nvidia-l4", 4, 4.6016, 0.45),
+    it("g6.24xlarge", "nvidia-l4", 4, 6.6752, 0.45),
+    it("g6.48xlarge", "nvidia-l4", 8, 13.3504, 0.45),
+    it("p3.2xlarge", "nvidia-v100-16gb", 1, 3.06, 0.35),
+    it("p3.8xlarge", "nvidia-v100-16gb", 4, 12.24, 0.35),
+    it("p3.16xlarge", "nvidia-v100-16gb", 8, 24.48, 0.35),
+    it("p4d.24xlarge", "nvidia-a100-40gb", 8, 32.7726, 0.50),
+    it("p4de.24xlarge", "nvidia-a100-80gb", 8, 40.9657, 0.50),
+    it("p5.48xlarge", "nvidia-h100-80gb", 8, 98.32, 0.55),
+];
+
+/// Accelerators and the oldest CUDA toolkit that supports their architecture.
+pub const ACCELERATORS: &[(&str, (u32, u32))] = &[
+    ("nvidia-t4", (10, 0)),
+    ("nvidia-v100-16gb", (9, 0)),
+    ("nvidia-a10g", (11, 1)),
+    ("nvidia-l4", (11, 8)),
+    ("nvidia-a100-40gb", (11, 0)),
+    ("nvidia-a100-80gb", (11, 0)),
+    ("nvidia-h100-80gb", (11, 8)),
+];
+
+/// CUDA toolkit → minimum Linux driver (NVIDIA's CUDA toolkit release notes, table 3).
+pub const CUDA_MIN_DRIVER: &[((u32, u32), (u32, u32, u32))] = &[
+    ((11, 0), (450, 36, 6)),
+    ((11, 1), (455, 23, 0)),
+    ((11, 2), (460, 27, 3)),
+    ((11, 3), (465, 19, 1)),
+    ((11, 4), (470, 42, 1)),
+    ((11, 5), (495, 29, 5)),
+    ((11, 6), (510, 39, 1)),
+    ((11, 7), (515, 43, 4)),
+    ((11, 8), (520, 61, 5)),
+    ((12, 0), (525, 60, 13)),
+    ((12, 1), (530, 30, 2)),
+    ((12, 2), (535, 54, 3)),
+    ((12, 3), (545, 23, 6)),
+    ((12, 4), (550, 54, 14)),
+    ((12, 5), (555, 42, 2)),
+    ((12, 6), (560, 28, 3)),
+    ((12, 8), (570, 26, 0)),
+    ((12, 9), (575, 51, 3)),
+];
+
+pub fn instance_type(name: &str) -> Option<&'static InstanceType> {
+    INSTANCE_TYPES.iter().find(|t| t.name == name)
+}
+
+pub fn accelerator_names() -> Vec<&'static str> {
+    ACCELERATORS.iter().map(|a| a.0).collect()
+}
+
+pub fn accelerator_min_cuda(accel: &str) -> Option<(u32, u32)> {
+    ACCELERATORS.iter().find(|a| a.0 == accel).map(|a| a.1)
+}
+
+/// Instance types for `count` GPUs of `accel`, cheapest first: the fallback order when the
+/// user names an accelerator instead of instance types.
+pub fn types_for(accel: &str, count: i64) -> Vec<&'static str> {
+    let mut v: Vec<&InstanceType> = INSTANCE_TYPES
+        .iter()
+        .filter(|t| t.accelerator == accel && t.gpus == count)
+        .collect();
+    v.sort_by(|a, b| a.on_demand_usd.total_cmp(&b.on_demand_usd));
+    v.into_iter().map(|t| t.name).collect()
+}
+
+/// GPU counts available for an accelerator (for error messages).
+pub fn counts_for(accel: &str) -> Vec<i64> {
+    let mut v: Vec<i64> = INSTANCE_TYPES
+        .iter()
+        .filter(|t| t.accelerator == accel)
+        .map(|t| t.gpus)
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Hourly price of one instance; overrides win over the table.
+pub fn hourly_price(
+    name: &str,
+    spot: bool,
+    overrides: &std::collections::BTreeMap<String, f64>,
+) -> Option<f64> {
+    let key = if spot {
+        format!("{name}:spot")
+    } else {
+        name.to_string()
+    };
+    if let Some(p) = overrides.get(&key) {
+        return Some(*p);
+    }
+    let t = instance_type(name)?;
+    let base = overrides.get(name).copied().unwrap_or(t.on_demand_usd);
+    Some(if spot { base * t.spot_factor } else { base })
+}
+
+pub fn parse_cuda(v: &str) -> Option<(u32, u32)> {
+    let mut it = v.split('.');
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next()?.parse().ok()?;
+    it.next().is_none().then_some((major, minor))
+}
+
+pub fn parse_driver(v: &str) -> Option<(u32, u32, u32)> {
+    let parts: Vec<&str> = v.split('.').collect();
+    if parts.len() < 2 || parts.len() > 3 {
+        return None;
+    }
+    let n = |s: &str| s.parse::<u32>().ok();
+    Some((
+        n(parts[0])?,
+        n(parts[1])?,
+        parts.get(2).map_or(Some(0), |p| n(p))?,
+    ))
+}
+
+pub fn cuda_min_driver(cuda: (u32, u32)) -> Option<(u32, u32, u32)> {
+    CUDA_MIN_DRIVER.iter().find(|c| c.0 == cuda).map(|c| c.1)
+}
+
+pub fn known_cuda_versions() -> Vec<String> {
+    CUDA_MIN_DRIVER
+        .iter()
+        .map(|c| format!("{}.{}", c.0 .0, c.0 .1))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn accelerator_maps_to_cheapest_first() {
+        assert_eq!(types_for("nvidia-a10g", 1)[0], "g5.xlarge");
+        assert_eq!(
+            types_for("nvidia-a10g", 4),
+            vec!["g5.12xlarge", "g5.24xlarge"]
+        );
+        assert!(types_for("nvidia-h100-80gb", 1).is_empty());
+        assert_eq!(counts_for("nvidia-h100-80gb"), vec![8]);
+    }
+
+    #[test]
+    fn every_catalog_accelerator_is_known() {
+        for t in INSTANCE_TYPES {
+            assert!(accelerator_min_cuda(t.accelerator).is_some(), "{}", t.name);
+        }
+    }
+
+    #[test]
+    fn prices_use_overrides() {
+        let mut o = BTreeMap::new();
+        assert_eq!(hourly_price("g5.xlarge", false, &o), Some(1.006));
+        o.insert("g5.xlarge".to_string(), 2.0);
+        assert_eq!(hourly_price("g5.xlarge", true, &o), Some(0.9));
+        o.insert("g5.xlarge:spot".to_string(), 0.3);
+        assert_eq!(hourly_price("g5.xlarge", true, &o), Some(0.3));
+        assert_eq!(hourly_price("m5.large", false, &o), None);
+    }
+
+    #[test]
+    fn versions_parse() {
+        assert_eq!(parse_cuda("12.2"), Some((12, 2)));
+        assert_eq!(parse_cuda("12"), None);
+        assert_eq!(parse_driver("535.104.05"), Some((535, 104, 5)));
+        assert_eq!(parse_driver("550.54"), Some((550, 54, 0)));
+        assert_eq!(parse_driver("x"), None);
+        assert!(cuda_min_driver((12, 2)).unwrap() <= parse_driver("535.104.05").unwrap());
+    }
+}

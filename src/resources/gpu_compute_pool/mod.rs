@@ -1,0 +1,178 @@
+//! `paved_gpu_compute_pool`: GPU capacity for one team, with cost attribution and pinned
+//! CUDA/driver versions. The folder holds the resource's whole life: schema, validation, plan,
+//! catalog, node bootstrap and the EC2 realisation.
+
+mod aws;
+mod bootstrap;
+pub mod catalog;
+pub mod schema;
+mod spec;
+mod validate;
+
+use crate::context::Context;
+use crate::cty::Value;
+use crate::diag::{AttrPath, Diagnostics};
+use crate::error::{ApplyError, ResourceError};
+use crate::resource::{ImportState, ModifyPlan, PlanInputs, Resource, ValidateConfig};
+use crate::schema::Schema;
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+
+pub use aws::client_token;
+
+pub struct GpuComputePool;
+
+#[async_trait]
+impl Resource for GpuComputePool {
+    fn type_name(&self) -> &'static str {
+        "paved_gpu_compute_pool"
+    }
+    fn schema(&self) -> Schema {
+        schema::schema()
+    }
+    async fn read(&self, ctx: &Context, state: &Value) -> Result<Option<Value>, ResourceError> {
+        aws::read(ctx, state).await
+    }
+    async fn create(&self, ctx: &Context, planned: &Value) -> Result<Value, ApplyError> {
+        aws::create(ctx, planned).await
+    }
+    async fn update(
+        &self,
+        ctx: &Context,
+        prior: &Value,
+        planned: &Value,
+    ) -> Result<Value, ApplyError> {
+        aws::update(ctx, prior, planned).await
+    }
+    async fn delete(&self, ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
+        aws::delete(ctx, prior).await
+    }
+    fn validator(&self) -> Option<&dyn ValidateConfig> {
+        Some(self)
+    }
+    fn plan_modifier(&self) -> Option<&dyn ModifyPlan> {
+        Some(self)
+    }
+    fn importer(&self) -> Option<&dyn ImportState> {
+        Some(self)
+    }
+}
+
+impl ValidateConfig for GpuComputePool {
+    fn validate(&self, config: &Value) -> Diagnostics {
+        validate::validate(config)
+    }
+}
+
+#[async_trait]
+impl ImportState for GpuComputePool {
+    async fn import(&self, ctx: &Context, id: &str) -> Result<Value, ResourceError> {
+        aws::import(ctx, id, schema::schema().block.null_object()).await
+    }
+}
+
+/// The cost-attribution tags every pool object carries, plus the user's and the provider's tags.
+/// None while any input is unknown.
+fn tags_all(ctx: &Context, v: &Value) -> Option<BTreeMap<String, String>> {
+    let mut t = ctx.defaults.tags.clone();
+    t.extend(v.get("tags").as_string_map()?);
+    t.insert("paved:team".into(), v.get("team").as_str()?.to_string());
+    match v.get("project") {
+        Value::Null => {}
+        p => {
+            t.insert("paved:project".into(), p.as_str()?.to_string());
+        }
+    }
+    t.insert("paved:pool".into(), v.get("name").as_str()?.to_string());
+    t.insert("paved:managed-by".into(), "paved".into());
+    Some(t)
+}
+
+impl ModifyPlan for GpuComputePool {
+    fn modify_plan(
+        &self,
+        ctx: &Context,
+        inputs: &PlanInputs<'_>,
+        planned: &mut Value,
+        _requires_replace: &mut Vec<AttrPath>,
+        diags: &mut Diagnostics,
+    ) {
+        let config = inputs.config;
+        if config.get("team").is_null() {
+            match &ctx.defaults.team {
+                Some(t) => planned.set_attr("team", Value::string(t)),
+                None => diags.attr_error(
+                    AttrPath::attr("team"),
+                    "Missing team",
+                    "Every pool is charged to a team. Set team here, or default_team in the provider block.",
+                ),
+            }
+        }
+        if config.get("project").is_null() {
+            planned.set_attr(
+                "project",
+                ctx.defaults
+                    .project
+                    .clone()
+                    .map_or(Value::Null, Value::String),
+            );
+        }
+        if config.get("region").is_null() {
+            match ctx.default_aws_region() {
+                Some(r) => planned.set_attr("region", Value::string(r)),
+                None => diags.attr_error(
+                    AttrPath::attr("region"),
+                    "Missing region",
+                    "Set region here, or region in the provider's aws block.",
+                ),
+            }
+        }
+        let accel = config.get("accelerator");
+        if config.get("instance_types").is_null() {
+            let count = planned.get("accelerator").get("count").as_i64();
+            let v = match (accel.get("type").as_str(), count) {
+                (Some(t), Some(n)) => Value::string_list(catalog::types_for(t, n)),
+                _ => Value::Unknown,
+            };
+            planned.set_attr("instance_types", v);
+        }
+        let nodes = config.get("nodes");
+        if nodes.get("desired").is_null() && !nodes.is_null() {
+            let min = nodes.get("min").clone();
+            if let Some(n) = planned.get_mut("nodes") {
+                n.set_attr("desired", min);
+            }
+        }
+        planned.set_attr(
+            "tags_all",
+            tags_all(ctx, planned).map_or(Value::Unknown, Value::string_map),
+        );
+
+        // Values apply will change. GPUs are known now when every candidate type has the same
+        // GPU count; the chosen type, instance IDs and cost depend on capacity at apply time.
+        let desired = planned.get("nodes").get("desired").clone();
+        let resized = inputs
+            .prior
+            .map_or(true, |p| p.get("nodes").get("desired") != &desired);
+        if resized {
+            for k in ["instance_ids", "instance_type", "hourly_cost_usd"] {
+                planned.set_attr(k, Value::Unknown);
+            }
+            let per_node: Option<Vec<i64>> =
+                planned.get("instance_types").as_string_vec().map(|ts| {
+                    ts.iter()
+                        .map(|t| catalog::instance_type(t).map_or(0, |c| c.gpus))
+                        .collect()
+                });
+            let gpus = match (per_node, desired.as_i64()) {
+                (Some(counts), Some(n))
+                    if !counts.is_empty() && counts.iter().all(|c| *c == counts[0]) =>
+                {
+                    Value::int(counts[0] * n)
+                }
+                _ => Value::Unknown,
+            };
+            planned.set_attr("gpus_total", gpus);
+        }
+    }
+}

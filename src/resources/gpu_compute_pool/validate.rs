@@ -1,0 +1,484 @@
+//! Plan-time checks for `paved_gpu_compute_pool`. Each error names the attribute and says how to
+//! fix it. Unknown values (from other resources) are skipped, never guessed.
+
+use super::catalog;
+use crate::cty::Value;
+use crate::diag::{AttrPath, Diagnostics};
+
+pub const ACCELERATOR_HINT: &str = "nvidia-t4, nvidia-a10g, nvidia-l4, nvidia-v100-16gb, nvidia-a100-40gb, nvidia-a100-80gb, nvidia-h100-80gb";
+
+pub fn validate(c: &Value) -> Diagnostics {
+    let mut d = Diagnostics::new();
+    name(c, &mut d);
+    cloud(c, &mut d);
+    hardware(c, &mut d);
+    nodes(c, &mut d);
+    versions(c, &mut d);
+    placement(c, &mut d);
+    node_config(c, &mut d);
+    timeouts(c, &mut d);
+    d
+}
+
+fn name(c: &Value, d: &mut Diagnostics) {
+    if let Some(n) = c.get("name").as_str() {
+        let ok = !n.is_empty()
+            && n.len() <= 63
+            && n.chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+            && !n.starts_with('-')
+            && !n.ends_with('-');
+        if !ok {
+            d.attr_error(
+                AttrPath::attr("name"),
+                "Invalid pool name",
+                format!("{n:?} is not a valid name: use 1-63 lowercase letters, digits and dashes, starting and ending with a letter or digit (it becomes a Kubernetes label)."),
+            );
+        }
+    }
+}
+
+fn cloud(c: &Value, d: &mut Diagnostics) {
+    match c.get("cloud").as_str() {
+        None | Some("aws") => {}
+        Some("gcp") => d.attr_error(
+            AttrPath::attr("cloud"),
+            "GCP pools are not available yet",
+            "This provider version manages GPU pools on AWS only. Use cloud = \"aws\".",
+        ),
+        Some(other) => d.attr_error(
+            AttrPath::attr("cloud"),
+            "Unknown cloud",
+            format!("{other:?} is not supported; use \"aws\"."),
+        ),
+    }
+    if c.get("cloud").as_str().unwrap_or("aws") == "aws" && c.get("image_id").is_null() {
+        d.attr_error(
+            AttrPath::attr("image_id"),
+            "Missing image_id",
+            "AWS pools need a machine image with the NVIDIA driver, e.g. an AWS Deep Learning Base GPU AMI. Set image_id = \"ami-…\".",
+        );
+    }
+    if let Some(img) = c.get("image_id").as_str() {
+        if !img.starts_with("ami-") {
+            d.attr_error(
+                AttrPath::attr("image_id"),
+                "Invalid image_id",
+                format!("{img:?} is not an AMI ID; AMI IDs look like ami-0123456789abcdef0."),
+            );
+        }
+    }
+    if let Some(ct) = c.get("capacity_type").as_str() {
+        if ct != "on_demand" && ct != "spot" {
+            d.attr_error(
+                AttrPath::attr("capacity_type"),
+                "Invalid capacity_type",
+                format!("{ct:?} is not a capacity type; use \"on_demand\" or \"spot\"."),
+            );
+        }
+    }
+}
+
+fn hardware(c: &Value, d: &mut Diagnostics) {
+    let accel = c.get("accelerator");
+    let types = c.get("instance_types");
+    let accel_type = accel.get("type").as_str();
+    if accel.is_null() && types.is_null() {
+        d.attr_error(
+            AttrPath::attr("accelerator"),
+            "No GPU hardware chosen",
+            format!("Add an accelerator block (type = one of {ACCELERATOR_HINT}) or set instance_types."),
+        );
+    }
+    if let Some(t) = accel_type {
+        if catalog::accelerator_min_cuda(t).is_none() {
+            d.attr_error(
+                AttrPath::attr("accelerator").then("type"),
+                "Unknown accelerator type",
+                format!("{t:?} is not a known accelerator; use one of {ACCELERATOR_HINT}."),
+            );
+        } else if let Some(n) = accel.get("count").as_i64() {
+            if types.is_null() && catalog::types_for(t, n).is_empty() {
+                d.attr_error(
+                    AttrPath::attr("accelerator").then("count"),
+                    "No instance type has that many GPUs",
+                    format!(
+                        "{t} nodes come with {:?} GPUs; pick one of those counts.",
+                        catalog::counts_for(t)
+                    ),
+                );
+            }
+        }
+    }
+    if let Value::List(items) = types {
+        if items.is_empty() {
+            d.attr_error(AttrPath::attr("instance_types"), "Empty instance_types", "List at least one GPU instance type, or remove the argument to use the accelerator's catalog types.");
+        }
+        for (i, it) in items.iter().enumerate() {
+            let Some(name) = it.as_str() else { continue };
+            match catalog::instance_type(name) {
+                None => d.attr_error(
+                    AttrPath::attr("instance_types").index(i),
+                    "Not a GPU instance type",
+                    format!("{name:?} is not a GPU instance type paved knows; use a type from the g4dn, g5, g6, p3, p4d, p4de or p5 families (see the resource docs)."),
+                ),
+                Some(cat) => {
+                    if let Some(t) = accel_type {
+                        if cat.accelerator != t {
+                            d.attr_error(
+                                AttrPath::attr("instance_types").index(i),
+                                "Instance type does not match the accelerator",
+                                format!("{name} carries {}, but accelerator.type is {t}. Remove it or change the accelerator.", cat.accelerator),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn nodes(c: &Value, d: &mut Diagnostics) {
+    let n = c.get("nodes");
+    let at = |a: &str| AttrPath::attr("nodes").then(a);
+    let (min, max, desired) = (
+        n.get("min").as_i64(),
+        n.get("max").as_i64(),
+        n.get("desired").as_i64(),
+    );
+    for (name, v) in [("min", min), ("max", max), ("desired", desired)] {
+        if v.is_some_and(|v| v < 0) {
+            d.attr_error(
+                at(name),
+                "Negative node count",
+                format!("nodes.{name} must be 0 or more."),
+            );
+        }
+    }
+    if max == Some(0) {
+        d.attr_error(
+            at("max"),
+            "Pool cannot grow",
+            "nodes.max must be at least 1.",
+        );
+    }
+    if let (Some(min), Some(max)) = (min, max) {
+        if min > max {
+            d.attr_error(
+                at("min"),
+                "nodes.min is larger than nodes.max",
+                format!("min = {min} and max = {max}: make min ≤ max."),
+            );
+        }
+    }
+    if let Some(des) = desired {
+        if min.is_some_and(|m| des < m) || max.is_some_and(|m| des > m) {
+            d.attr_error(
+                at("desired"),
+                "nodes.desired is outside min..max",
+                format!(
+                    "desired = {des} must lie between min = {} and max = {}.",
+                    min.map_or("?".into(), |v| v.to_string()),
+                    max.map_or("?".into(), |v| v.to_string())
+                ),
+            );
+        }
+    }
+    for (name, v) in [
+        ("min", n.get("min")),
+        ("max", n.get("max")),
+        ("desired", n.get("desired")),
+    ] {
+        if let Some(f) = v.as_f64() {
+            if v.as_i64().is_none() {
+                d.attr_error(
+                    at(name),
+                    "Node count must be a whole number",
+                    format!("{f} is not a whole number of nodes."),
+                );
+            }
+        }
+    }
+}
+
+fn versions(c: &Value, d: &mut Diagnostics) {
+    let cuda_v = c.get("cuda_version").as_str();
+    let driver_v = c.get("driver_version").as_str();
+    let cuda = cuda_v.and_then(|v| {
+        let p = catalog::parse_cuda(v).filter(|p| catalog::cuda_min_driver(*p).is_some());
+        if p.is_none() {
+            d.attr_error(
+                AttrPath::attr("cuda_version"),
+                "Unknown CUDA version",
+                format!(
+                    "{v:?} is not a CUDA toolkit paved knows; use one of {}.",
+                    catalog::known_cuda_versions().join(", ")
+                ),
+            );
+        }
+        p
+    });
+    let driver = driver_v.and_then(|v| {
+        let p = catalog::parse_driver(v);
+        if p.is_none() {
+            d.attr_error(
+                AttrPath::attr("driver_version"),
+                "Invalid driver version",
+                format!("{v:?} is not an NVIDIA driver version such as \"535.104.05\"."),
+            );
+        }
+        p
+    });
+    if let (Some(cu), Some(dr)) = (cuda, driver) {
+        if let Some(min) = catalog::cuda_min_driver(cu) {
+            if dr < min {
+                d.attr_error(
+                    AttrPath::attr("cuda_version"),
+                    "CUDA version not supported by the driver",
+                    format!(
+                        "CUDA {}.{} needs NVIDIA driver {}.{}.{:02} or newer, but driver_version is {}. Raise driver_version or lower cuda_version.",
+                        cu.0, cu.1, min.0, min.1, min.2, driver_v.unwrap_or_default()
+                    ),
+                );
+            }
+        }
+    }
+    if cuda.is_some() && driver_v.is_none() && c.get("driver_version").is_null() {
+        d.attr_error(
+            AttrPath::attr("driver_version"),
+            "driver_version is needed with cuda_version",
+            "Pin the NVIDIA driver too, so paved can check that it supports the CUDA version.",
+        );
+    }
+    if let (Some(cu), Some(t)) = (cuda, c.get("accelerator").get("type").as_str()) {
+        if let Some(min) = catalog::accelerator_min_cuda(t) {
+            if cu < min {
+                d.attr_error(
+                    AttrPath::attr("cuda_version"),
+                    "CUDA version too old for the GPU",
+                    format!(
+                        "{t} needs CUDA {}.{} or newer; cuda_version is {}.{}.",
+                        min.0, min.1, cu.0, cu.1
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn placement(c: &Value, d: &mut Diagnostics) {
+    let azs = c.get("availability_zones");
+    let subnets = c.get("subnet_ids");
+    if matches!(azs, Value::List(v) if !v.is_empty())
+        && matches!(subnets, Value::List(v) if !v.is_empty())
+    {
+        d.attr_error(
+            AttrPath::attr("availability_zones"),
+            "Conflicting placement",
+            "Set availability_zones or subnet_ids, not both: each subnet already fixes its zone.",
+        );
+    }
+}
+
+fn node_config(c: &Value, d: &mut Diagnostics) {
+    for (i, t) in c.get("taints").elements().iter().enumerate() {
+        if let Some(e) = t.get("effect").as_str() {
+            if !matches!(e, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
+                d.attr_error(
+                    AttrPath::attr("taints").index(i).then("effect"),
+                    "Invalid taint effect",
+                    format!("{e:?} is not a taint effect; use NoSchedule, PreferNoSchedule or NoExecute."),
+                );
+            }
+        }
+        if t.get("key").as_str() == Some("") {
+            d.attr_error(
+                AttrPath::attr("taints").index(i).then("key"),
+                "Empty taint key",
+                "A taint needs a key.",
+            );
+        }
+    }
+    if let Some(m) = c.get("labels").entries() {
+        for k in m.keys() {
+            let name = k.rsplit('/').next().unwrap_or(k);
+            let ok = !name.is_empty()
+                && name.len() <= 63
+                && name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch));
+            if !ok {
+                d.attr_error(AttrPath::attr("labels").key(k), "Invalid label key", format!("{k:?} is not a Kubernetes label key (name part: 1-63 of A-Z a-z 0-9 - _ .)."));
+            }
+        }
+    }
+}
+
+fn timeouts(c: &Value, d: &mut Diagnostics) {
+    for op in ["create", "update", "delete"] {
+        if let Some(s) = c.get("timeouts").get(op).as_str() {
+            if super::spec::parse_duration(s).is_none() {
+                d.attr_error(
+                    AttrPath::attr("timeouts").then(op),
+                    "Invalid duration",
+                    format!(
+                        "{s:?} is not a duration; write it like \"30s\", \"20m\" or \"1h30m\"."
+                    ),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::gpu_compute_pool::schema::schema;
+
+    fn base() -> Value {
+        let mut v = schema().block.null_object();
+        v.set_attr("name", Value::string("train-a10g"));
+        v.set_attr("image_id", Value::string("ami-12345678"));
+        v.set_attr(
+            "accelerator",
+            Value::object([
+                ("type", Value::string("nvidia-a10g")),
+                ("count", Value::int(1)),
+            ]),
+        );
+        v.set_attr(
+            "nodes",
+            Value::object([
+                ("min", Value::int(1)),
+                ("max", Value::int(4)),
+                ("desired", Value::int(2)),
+            ]),
+        );
+        v
+    }
+
+    fn paths(v: &Value) -> Vec<String> {
+        validate(v)
+            .iter()
+            .map(|d| d.path.as_ref().map(|p| p.to_string()).unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn a_good_config_passes() {
+        assert!(validate(&base()).is_empty(), "{:?}", validate(&base()));
+    }
+
+    #[test]
+    fn node_bounds_are_checked_with_paths() {
+        let mut v = base();
+        v.set_attr(
+            "nodes",
+            Value::object([
+                ("min", Value::int(3)),
+                ("max", Value::int(2)),
+                ("desired", Value::int(5)),
+            ]),
+        );
+        assert_eq!(paths(&v), vec!["nodes.min", "nodes.desired"]);
+    }
+
+    #[test]
+    fn unknown_values_are_not_judged() {
+        let mut v = base();
+        v.set_attr(
+            "nodes",
+            Value::object([
+                ("min", Value::Unknown),
+                ("max", Value::int(2)),
+                ("desired", Value::Unknown),
+            ]),
+        );
+        v.set_attr("image_id", Value::Unknown);
+        v.set_attr("cuda_version", Value::Unknown);
+        assert!(validate(&v).is_empty());
+    }
+
+    #[test]
+    fn accelerator_and_instance_types_are_checked() {
+        let mut v = base();
+        v.set_attr(
+            "accelerator",
+            Value::object([
+                ("type", Value::string("nvidia-b300")),
+                ("count", Value::int(1)),
+            ]),
+        );
+        assert_eq!(paths(&v), vec!["accelerator.type"]);
+        let mut v = base();
+        v.set_attr(
+            "instance_types",
+            Value::string_list(["g5.xlarge", "m5.large", "g4dn.xlarge"]),
+        );
+        assert_eq!(paths(&v), vec!["instance_types[1]", "instance_types[2]"]);
+        let mut v = base();
+        v.set_attr(
+            "accelerator",
+            Value::object([
+                ("type", Value::string("nvidia-h100-80gb")),
+                ("count", Value::int(1)),
+            ]),
+        );
+        assert_eq!(paths(&v), vec!["accelerator.count"]);
+    }
+
+    #[test]
+    fn cuda_must_be_supported_by_driver_and_gpu() {
+        let mut v = base();
+        v.set_attr("cuda_version", Value::string("12.4"));
+        v.set_attr("driver_version", Value::string("535.104.05"));
+        let d = validate(&v);
+        assert_eq!(paths(&v), vec!["cuda_version"]);
+        assert!(d.0[0].detail.contains("550.54.14"), "{}", d.0[0].detail);
+        v.set_attr("driver_version", Value::string("550.90.07"));
+        assert!(validate(&v).is_empty());
+        v.set_attr("cuda_version", Value::string("11.0"));
+        v.set_attr(
+            "accelerator",
+            Value::object([
+                ("type", Value::string("nvidia-l4")),
+                ("count", Value::int(1)),
+            ]),
+        );
+        assert_eq!(paths(&v), vec!["cuda_version"]);
+    }
+
+    #[test]
+    fn other_fields() {
+        let mut v = base();
+        v.set_attr("name", Value::string("Bad_Name"));
+        v.set_attr("capacity_type", Value::string("reserved"));
+        v.set_attr("image_id", Value::Null);
+        v.set_attr(
+            "timeouts",
+            Value::object([
+                ("create", Value::string("5 minutes")),
+                ("update", Value::Null),
+                ("delete", Value::Null),
+            ]),
+        );
+        v.set_attr(
+            "taints",
+            Value::List(vec![Value::object([
+                ("key", Value::string("gpu")),
+                ("value", Value::string("")),
+                ("effect", Value::string("Never")),
+            ])]),
+        );
+        assert_eq!(
+            paths(&v),
+            vec![
+                "name",
+                "image_id",
+                "capacity_type",
+                "taints[0].effect",
+                "timeouts.create"
+            ]
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! Every resource the provider serves. Adding a resource = one folder plus one line in `all`.
+
+pub mod gpu_compute_pool;
+
+use crate::resource::Resource;
+use std::sync::Arc;
+
+pub fn all() -> Vec<Arc<dyn Resource>> {
+    vec![Arc::new(gpu_compute_pool::GpuComputePool)]
+}
