@@ -5,7 +5,9 @@
 //! prints why it did nothing.
 
 use async_trait::async_trait;
-use paved::cloud::aws::{AwsSettings, Ec2Api, Ec2Error, Instance, LaunchTemplate, LaunchTemplateSpec, RunRequest, SdkEc2};
+use paved::cloud::aws::{
+    AwsSettings, Ec2Api, Ec2Error, Instance, LaunchTemplate, LaunchTemplateSpec, RunRequest, SdkEc2,
+};
 use paved::context::{Context, Defaults, Ec2Factory};
 use paved::cty::Value;
 use paved::error::ResourceError;
@@ -15,7 +17,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 fn endpoint() -> Option<String> {
-    let e = std::env::var("PAVED_TEST_AWS_ENDPOINT").ok().filter(|e| !e.is_empty());
+    let e = std::env::var("PAVED_TEST_AWS_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty());
     if e.is_none() {
         eprintln!("PAVED_TEST_AWS_ENDPOINT is not set: LocalStack-backed test not run");
     }
@@ -40,14 +44,22 @@ impl Ec2Api for Faulty {
     async fn create_launch_template(&self, spec: &LaunchTemplateSpec) -> Result<String, Ec2Error> {
         self.real.create_launch_template(spec).await
     }
-    async fn find_launch_template(&self, pool_id: &str, with_data: bool) -> Result<Option<LaunchTemplate>, Ec2Error> {
+    async fn find_launch_template(
+        &self,
+        pool_id: &str,
+        with_data: bool,
+    ) -> Result<Option<LaunchTemplate>, Ec2Error> {
         self.real.find_launch_template(pool_id, with_data).await
     }
     async fn delete_launch_template(&self, id: &str) -> Result<(), Ec2Error> {
         self.real.delete_launch_template(id).await
     }
     async fn run_instances(&self, req: &RunRequest) -> Result<Vec<Instance>, Ec2Error> {
-        self.runs.lock().unwrap().push((req.instance_type.clone(), req.availability_zone.clone(), req.count));
+        self.runs.lock().unwrap().push((
+            req.instance_type.clone(),
+            req.availability_zone.clone(),
+            req.count,
+        ));
         let blocked = self.no_capacity.iter().any(|(t, z)| {
             (t == "*" || *t == req.instance_type) && (z.is_none() || *z == req.availability_zone)
         });
@@ -76,7 +88,12 @@ impl Ec2Api for Faulty {
     async fn terminate_instances(&self, ids: &[String]) -> Result<(), Ec2Error> {
         self.real.terminate_instances(ids).await
     }
-    async fn update_tags(&self, ids: &[String], set: &BTreeMap<String, String>, remove: &[String]) -> Result<(), Ec2Error> {
+    async fn update_tags(
+        &self,
+        ids: &[String],
+        set: &BTreeMap<String, String>,
+        remove: &[String],
+    ) -> Result<(), Ec2Error> {
         self.real.update_tags(ids, set, remove).await
     }
 }
@@ -105,7 +122,10 @@ fn settings(ep: &str) -> AwsSettings {
 fn faulty(ep: &str, no_capacity: &[(&str, Option<&str>)], hide: u32) -> Arc<Faulty> {
     Arc::new(Faulty {
         real: SdkEc2::new(&settings(ep), "us-east-1"),
-        no_capacity: no_capacity.iter().map(|(t, z)| (t.to_string(), z.map(String::from))).collect(),
+        no_capacity: no_capacity
+            .iter()
+            .map(|(t, z)| (t.to_string(), z.map(String::from)))
+            .collect(),
         hide_describes: Mutex::new(hide),
         runs: Mutex::new(vec![]),
     })
@@ -113,7 +133,10 @@ fn faulty(ep: &str, no_capacity: &[(&str, Option<&str>)], hide: u32) -> Arc<Faul
 
 fn context(f: Arc<Faulty>) -> Context {
     Context::new(
-        Defaults { team: Some("ml".into()), ..Default::default() },
+        Defaults {
+            team: Some("ml".into()),
+            ..Default::default()
+        },
         Some(Arc::new(Factory(f))),
     )
 }
@@ -125,12 +148,37 @@ fn planned(ctx: &Context, name: &str, desired: i64) -> Value {
     let mut cfg = schema.block.null_object();
     cfg.set_attr("name", Value::string(name));
     cfg.set_attr("image_id", Value::string("ami-04681a1dbd79675a5"));
-    cfg.set_attr("availability_zones", Value::string_list(["us-east-1a", "us-east-1b"]));
-    cfg.set_attr("accelerator", Value::object([("type", Value::string("nvidia-a10g")), ("count", Value::int(1))]));
-    cfg.set_attr("nodes", Value::object([("min", Value::int(0)), ("max", Value::int(8)), ("desired", Value::int(desired))]));
+    cfg.set_attr(
+        "availability_zones",
+        Value::string_list(["us-east-1a", "us-east-1b"]),
+    );
+    cfg.set_attr(
+        "accelerator",
+        Value::object([
+            ("type", Value::string("nvidia-a10g")),
+            ("count", Value::int(1)),
+        ]),
+    );
+    cfg.set_attr(
+        "nodes",
+        Value::object([
+            ("min", Value::int(0)),
+            ("max", Value::int(8)),
+            ("desired", Value::int(desired)),
+        ]),
+    );
     let mut p = paved::plan::plan(&schema, None, &cfg, &cfg);
     let mut d = paved::diag::Diagnostics::new();
-    r.modify_plan(ctx, &PlanInputs { prior: None, config: &cfg }, &mut p.planned, &mut p.requires_replace, &mut d);
+    r.modify_plan(
+        ctx,
+        &PlanInputs {
+            prior: None,
+            config: &cfg,
+        },
+        &mut p.planned,
+        &mut p.requires_replace,
+        &mut d,
+    );
     assert!(!d.has_errors(), "{d:?}");
     p.planned
 }
@@ -139,19 +187,36 @@ async fn live_by_name(ep: &str, name: &str) -> Vec<String> {
     // Looks past paved's own bookkeeping: every instance carrying the pool's name tag.
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_credential_types::Credentials::new("test", "test", None, None, "t"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "test", "test", None, None, "t",
+        ))
         .endpoint_url(ep)
         .load()
         .await;
     let c = aws_sdk_ec2::Client::new(&conf);
     let out = c
         .describe_instances()
-        .filters(aws_sdk_ec2::types::Filter::builder().name("tag:paved:pool").values(name).build())
-        .filters(aws_sdk_ec2::types::Filter::builder().name("instance-state-name").values("pending").values("running").build())
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:paved:pool")
+                .values(name)
+                .build(),
+        )
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("instance-state-name")
+                .values("pending")
+                .values("running")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
-    out.reservations().iter().flat_map(|r| r.instances()).filter_map(|i| i.instance_id().map(String::from)).collect()
+    out.reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|i| i.instance_id().map(String::from))
+        .collect()
 }
 
 fn unique(prefix: &str) -> String {
@@ -162,10 +227,17 @@ fn unique(prefix: &str) -> String {
 async fn falls_back_to_next_type_and_zone_and_reports_choice() {
     let Some(ep) = endpoint() else { return };
     // g5.xlarge has no room anywhere; g5.2xlarge none in 1a: expect g5.2xlarge in 1b.
-    let f = faulty(&ep, &[("g5.xlarge", None), ("g5.2xlarge", Some("us-east-1a"))], 2);
+    let f = faulty(
+        &ep,
+        &[("g5.xlarge", None), ("g5.2xlarge", Some("us-east-1a"))],
+        2,
+    );
     let ctx = context(f.clone());
     let name = unique("fallback");
-    let state = GpuComputePool.create(&ctx, &planned(&ctx, &name, 2)).await.expect("create falls back");
+    let state = GpuComputePool
+        .create(&ctx, &planned(&ctx, &name, 2))
+        .await
+        .expect("create falls back");
     assert_eq!(state.get("instance_type"), &Value::string("g5.2xlarge"));
     assert_eq!(state.get("instance_ids").elements().len(), 2);
     assert_eq!(state.get("gpus_total"), &Value::int(2));
@@ -191,14 +263,30 @@ async fn no_capacity_anywhere_fails_with_what_was_tried_and_leaves_nothing() {
     let f = faulty(&ep, &[("*", None)], 0);
     let ctx = context(f.clone());
     let name = unique("nocap");
-    let err = GpuComputePool.create(&ctx, &planned(&ctx, &name, 2)).await.expect_err("must fail");
-    assert!(err.state.is_none(), "nothing exists, so no state: {:?}", err.state);
-    let ResourceError::Capacity { wanted, tried } = &err.error else { panic!("{:?}", err.error) };
+    let err = GpuComputePool
+        .create(&ctx, &planned(&ctx, &name, 2))
+        .await
+        .expect_err("must fail");
+    assert!(
+        err.state.is_none(),
+        "nothing exists, so no state: {:?}",
+        err.state
+    );
+    let ResourceError::Capacity { wanted, tried } = &err.error else {
+        panic!("{:?}", err.error)
+    };
     assert_eq!(*wanted, 2);
     assert_eq!(tried.len(), 8, "4 types x 2 zones: {tried:?}");
-    assert!(tried[0].contains("g5.xlarge in us-east-1a: InsufficientInstanceCapacity"), "{tried:?}");
+    assert!(
+        tried[0].contains("g5.xlarge in us-east-1a: InsufficientInstanceCapacity"),
+        "{tried:?}"
+    );
     let d = err.error.to_diagnostic();
-    assert!(d.detail.contains("g5.8xlarge in us-east-1b"), "{}", d.detail);
+    assert!(
+        d.detail.contains("g5.8xlarge in us-east-1b"),
+        "{}",
+        d.detail
+    );
     assert!(live_by_name(&ep, &name).await.is_empty());
 }
 
@@ -213,11 +301,16 @@ async fn failed_resize_keeps_what_runs_and_returns_its_state() {
     // Now capacity is gone and the user asks for 3.
     let ctx2 = context(faulty(&ep, &[("*", None)], 0));
     let mut p3 = state.clone();
-    p3.get_mut("nodes").unwrap().set_attr("desired", Value::int(3));
+    p3.get_mut("nodes")
+        .unwrap()
+        .set_attr("desired", Value::int(3));
     for k in ["instance_ids", "instance_type", "hourly_cost_usd"] {
         p3.set_attr(k, Value::Unknown);
     }
-    let err = GpuComputePool.update(&ctx2, &state, &p3).await.expect_err("no capacity");
+    let err = GpuComputePool
+        .update(&ctx2, &state, &p3)
+        .await
+        .expect_err("no capacity");
     let after = err.state.expect("partial failure returns state");
     assert_eq!(after.get("instance_ids"), state.get("instance_ids"));
     assert_eq!(after.get("nodes").get("desired"), &Value::int(1));

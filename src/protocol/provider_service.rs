@@ -337,22 +337,22 @@ impl pb::provider_server::Provider for ProviderService {
         async move {
             let fail = |state: Option<pb::DynamicValue>, d: Diagnostic| {
                 log_diags(&d.clone().into());
-                Ok(Response::new(pb::apply_resource_change::Response {
+                Response::new(pb::apply_resource_change::Response {
                     new_state: state,
                     private: vec![],
                     diagnostics: one(d),
-                }))
+                })
             };
             let (r, _, t) = match self.resource(&req.type_name) {
                 Ok(x) => x,
-                Err(d) => return fail(req.prior_state, d),
+                Err(d) => return Ok(fail(req.prior_state, d)),
             };
             let (prior, planned) = match (
                 convert::decode(req.prior_state.as_ref(), t),
                 convert::decode(req.planned_state.as_ref(), t),
             ) {
                 (Ok(a), Ok(b)) => (a, b),
-                (Err(d), _) | (_, Err(d)) => return fail(req.prior_state, d),
+                (Err(d), _) | (_, Err(d)) => return Ok(fail(req.prior_state, d)),
             };
             let ctx = self.provider.context();
             let outcome = if planned.is_null() {
@@ -374,25 +374,25 @@ impl pb::provider_server::Provider for ProviderService {
                 })
             };
             match outcome {
-                Ok(v) if !v.is_wholly_known() => fail(
+                Ok(v) if !v.is_wholly_known() => Ok(fail(
                     req.prior_state,
                     Diagnostic::error(
                         "Provider returned unknown values after apply",
                         "This is a bug in paved; please report it.",
                     ),
-                ),
+                )),
                 Ok(v) => match convert::encode(&v, t) {
                     Ok(dv) => Ok(Response::new(pb::apply_resource_change::Response {
                         new_state: Some(dv),
                         private: req.planned_private,
                         diagnostics: vec![],
                     })),
-                    Err(d) => fail(req.prior_state, d),
+                    Err(d) => Ok(fail(req.prior_state, d)),
                 },
                 Err(e) => {
                     let state = e.state.as_ref().and_then(|s| convert::encode(s, t).ok());
                     let state = state.or_else(|| convert::encode(&Value::Null, t).ok());
-                    fail(state, e.error.to_diagnostic())
+                    Ok(fail(state, e.error.to_diagnostic()))
                 }
             }
         }

@@ -20,7 +20,7 @@ pub fn schema() -> Schema {
                 "STS endpoint URL.",
             ));
     let aws = Block::new("AWS access. Unset arguments fall back to the standard AWS credential chain (environment, shared config/credentials files, SSO, instance role).")
-        .attr(Attribute::optional("region", Type::String, "Default region for AWS resources (else AWS_REGION / the profile's region)."))
+        .attr(Attribute::optional("region", Type::String, "Default region for AWS resources (else the AWS_REGION or AWS_DEFAULT_REGION environment variable)."))
         .attr(Attribute::optional("profile", Type::String, "Shared config profile to use."))
         .attr(Attribute::optional("access_key", Type::String, "Static access key ID."))
         .attr(Attribute::optional("secret_key", Type::String, "Static secret access key.").sensitive())

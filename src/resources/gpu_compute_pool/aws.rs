@@ -365,18 +365,33 @@ pub async fn update(ctx: &Context, prior: &Value, planned: &Value) -> Result<Val
         .map_err(ResourceError::from)?;
     let current = |live: &[Instance]| Some(finish(&state_with(prior, planned), live, ctx));
 
-    let (old_tags, new_tags) = (lt_tags(prior, &pool_id), lt_tags(planned, &pool_id));
-    if old_tags != new_tags {
-        let removed: Vec<String> = old_tags
+    // The template carries the node bounds too; instances only the cost-attribution tags.
+    let instance_ids: Vec<String> = live.iter().map(|i| i.id.clone()).collect();
+    let lt_ids: Vec<String> = [lt_id.clone()]
+        .into_iter()
+        .filter(|i| !i.is_empty())
+        .collect();
+    for (ids, old, new) in [
+        (
+            &instance_ids,
+            instance_tags(prior, &pool_id),
+            instance_tags(planned, &pool_id),
+        ),
+        (
+            &lt_ids,
+            lt_tags(prior, &pool_id),
+            lt_tags(planned, &pool_id),
+        ),
+    ] {
+        if old == new {
+            continue;
+        }
+        let removed: Vec<String> = old
             .keys()
-            .filter(|k| !new_tags.contains_key(*k))
+            .filter(|k| !new.contains_key(*k))
             .cloned()
             .collect();
-        let mut ids: Vec<String> = live.iter().map(|i| i.id.clone()).collect();
-        if !lt_id.is_empty() {
-            ids.push(lt_id.clone());
-        }
-        if let Err(e) = ops.ec2.update_tags(&ids, &new_tags, &removed).await {
+        if let Err(e) = ops.ec2.update_tags(ids, &new, &removed).await {
             return Err(ApplyError {
                 error: e.into(),
                 state: current(&live),

@@ -73,7 +73,10 @@ pub const ACCELERATORS: &[(&str, (u32, u32))] = &[
 ];
 
 /// CUDA toolkit → minimum Linux driver (NVIDIA's CUDA toolkit release notes, table 3).
-pub const CUDA_MIN_DRIVER: &[((u32, u32), (u32, u32, u32))] = &[
+/// (CUDA major.minor, minimum driver major.minor.patch).
+pub type CudaDriver = ((u32, u32), (u32, u32, u32));
+
+pub const CUDA_MIN_DRIVER: &[CudaDriver] = &[
     ((11, 0), (450, 36, 6)),
     ((11, 1), (455, 23, 0)),
     ((11, 2), (460, 27, 3)),

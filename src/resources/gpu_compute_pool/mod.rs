@@ -153,7 +153,7 @@ impl ModifyPlan for GpuComputePool {
         let desired = planned.get("nodes").get("desired").clone();
         let resized = inputs
             .prior
-            .map_or(true, |p| p.get("nodes").get("desired") != &desired);
+            .is_none_or(|p| p.get("nodes").get("desired") != &desired);
         if resized {
             for k in ["instance_ids", "instance_type", "hourly_cost_usd"] {
                 planned.set_attr(k, Value::Unknown);
