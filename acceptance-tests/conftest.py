@@ -100,3 +100,50 @@ def pool_instances(ec2, pool_id, states=("pending", "running", "stopping", "stop
 def pool_templates(ec2, pool_id):
     return ec2.describe_launch_templates(
         Filters=[{"Name": "tag:paved:pool-id", "Values": [pool_id]}])["LaunchTemplates"]
+
+
+CLUSTER_DIR = CACHE / "cluster"
+
+
+def _kubectl_bin():
+    if os.environ.get("PAVED_KUBECTL"):
+        return os.environ["PAVED_KUBECTL"]
+    found = sorted(CACHE.glob("k8s/*/bin/kubectl"))
+    assert found, "kubectl not found: run acceptance-tests/cluster/build.sh"
+    return str(found[-1])
+
+
+class Kubectl:
+    """The real kubectl against the local control plane."""
+
+    def __init__(self, kubeconfig):
+        self.kubeconfig = str(kubeconfig)
+        self.bin = _kubectl_bin()
+
+    def run(self, *args, check=True):
+        p = subprocess.run([self.bin, "--kubeconfig", self.kubeconfig, *args], capture_output=True, text=True, timeout=120)
+        if check and p.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {p.stderr}")
+        return p
+
+    def get(self, kind, name=None, ns="default", selector=None):
+        args = ["get", kind, "-n", ns, "-o", "json"]
+        if name:
+            args.insert(2, name)
+        if selector:
+            args += ["-l", selector]
+        p = self.run(*args, check=False)
+        if p.returncode != 0:
+            if "NotFound" in p.stderr:
+                return None
+            raise AssertionError(p.stderr)
+        return json.loads(p.stdout)
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    kc = Path(os.environ.get("PAVED_KUBECONFIG", CLUSTER_DIR / "kubeconfig"))
+    assert kc.exists(), f"no local control plane: {kc} missing (run acceptance-tests/cluster/up.sh)"
+    k = Kubectl(kc)
+    k.run("get", "--raw", "/readyz")
+    return k

@@ -2,6 +2,8 @@
 //! the cancellation signal. Both front ends build one from the provider configuration.
 
 use crate::cloud::aws::{AwsSettings, Ec2Api};
+use crate::cloud::kube::KubeApi;
+use crate::cty::Value;
 use crate::error::ResourceError;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,6 +66,11 @@ pub struct Context {
     pub cancel: Arc<Cancel>,
     /// Regions whose credentials passed the check (shared by clones of this context).
     checked: Arc<Mutex<HashSet<String>>>,
+    kube: Option<Arc<dyn KubeApi>>,
+    /// States of objects this provider process has seen, by (type name, id): how one resource
+    /// learns facts about another in the same configuration (e.g. a pool's driver version)
+    /// without a cloud call.
+    known: Arc<Mutex<HashMap<(String, String), Value>>>,
 }
 
 impl Context {
@@ -73,7 +80,39 @@ impl Context {
             aws,
             cancel: Arc::new(Cancel::default()),
             checked: Arc::new(Mutex::new(HashSet::new())),
+            kube: None,
+            known: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    pub fn with_kube(mut self, kube: Arc<dyn KubeApi>) -> Context {
+        self.kube = Some(kube);
+        self
+    }
+
+    pub fn kube(&self) -> Result<&Arc<dyn KubeApi>, ResourceError> {
+        self.kube.as_ref().ok_or_else(|| {
+            ResourceError::NotConfigured("no Kubernetes access is configured".into())
+        })
+    }
+
+    /// Records an object's state (called by the front ends after every successful read/apply).
+    pub fn remember(&self, type_name: &str, state: &Value) {
+        if let Some(id) = state.get("id").as_str() {
+            self.known
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert((type_name.to_string(), id.to_string()), state.clone());
+        }
+    }
+
+    /// The last state seen of another object, if this process has seen it.
+    pub fn recall(&self, type_name: &str, id: &str) -> Option<Value> {
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(type_name.to_string(), id.to_string()))
+            .cloned()
     }
 
     /// A context for plan and validation before ConfigureProvider (no clouds).

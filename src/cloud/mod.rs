@@ -2,3 +2,4 @@
 //! front ends share them and tests can wrap the real clients (fault injection).
 
 pub mod aws;
+pub mod kube;

@@ -244,7 +244,10 @@ impl pb::provider_server::Provider for ProviderService {
             let ctx = self.provider.context();
             match r.read(&ctx, &state).await {
                 Ok(Some(v)) => match convert::encode(&v, t) {
-                    Ok(dv) => Ok(Response::new(read_response(Some(dv), req.private, vec![]))),
+                    Ok(dv) => {
+                        ctx.remember(&req.type_name, &v);
+                        Ok(Response::new(read_response(Some(dv), req.private, vec![])))
+                    }
                     Err(d) => Ok(Response::new(read_response(
                         req.current_state,
                         req.private,
@@ -382,11 +385,14 @@ impl pb::provider_server::Provider for ProviderService {
                     ),
                 )),
                 Ok(v) => match convert::encode(&v, t) {
-                    Ok(dv) => Ok(Response::new(pb::apply_resource_change::Response {
-                        new_state: Some(dv),
-                        private: req.planned_private,
-                        diagnostics: vec![],
-                    })),
+                    Ok(dv) => {
+                        ctx.remember(&req.type_name, &v);
+                        Ok(Response::new(pb::apply_resource_change::Response {
+                            new_state: Some(dv),
+                            private: req.planned_private,
+                            diagnostics: vec![],
+                        }))
+                    }
                     Err(d) => Ok(fail(req.prior_state, d)),
                 },
                 Err(e) => {

@@ -1,6 +1,7 @@
 //! The provider block: platform defaults and cloud credentials.
 
 use crate::cloud::aws::AwsSettings;
+use crate::cloud::kube::KubeSettings;
 use crate::context::Defaults;
 use crate::cty::{Type, Value};
 use crate::diag::{AttrPath, Diagnostics};
@@ -26,6 +27,13 @@ pub fn schema() -> Schema {
         .attr(Attribute::optional("secret_key", Type::String, "Static secret access key.").sensitive())
         .attr(Attribute::optional("skip_credentials_validation", Type::Bool, "Skip the STS GetCallerIdentity check made before the first change."))
         .block("endpoints", Nesting::Single, endpoints);
+    let kubernetes = Block::new("Kubernetes access for model endpoints, vector databases and feature stores. Without it (or with it empty) the usual lookup applies: KUBECONFIG / ~/.kube/config, then in-cluster config.")
+        .attr(Attribute::optional("config_path", Type::String, "Path to a kubeconfig file."))
+        .attr(Attribute::optional("config_context", Type::String, "Context to use from the kubeconfig."))
+        .attr(Attribute::optional("host", Type::String, "API server URL; with it, the kubeconfig is not read."))
+        .attr(Attribute::optional("token", Type::String, "Bearer token.").sensitive())
+        .attr(Attribute::optional("cluster_ca_certificate", Type::String, "PEM CA bundle for the API server."))
+        .attr(Attribute::optional("insecure", Type::Bool, "Skip TLS verification of the API server (tests only)."));
     Schema::new(
         0,
         Block::new("paved: self-service golden paths for AI/ML teams.")
@@ -33,7 +41,8 @@ pub fn schema() -> Schema {
             .attr(Attribute::optional("default_project", Type::String, "Project for resources that do not set `project`."))
             .attr(Attribute::optional("default_tags", Type::map(Type::String), "Tags applied to every cloud object the provider creates; resource `tags` override them."))
             .attr(Attribute::optional("price_overrides", Type::map(Type::Number), "Hourly USD prices that replace the built-in table, keyed by instance type (on-demand) or `TYPE:spot`."))
-            .block("aws", Nesting::Single, aws),
+            .block("aws", Nesting::Single, aws)
+            .block("kubernetes", Nesting::Single, kubernetes),
     )
 }
 
@@ -66,6 +75,15 @@ pub fn validate(config: &Value) -> Diagnostics {
             }
         }
     }
+    if let Some(h) = config.get("kubernetes").get("host").as_str() {
+        if !(h.starts_with("https://") || h.starts_with("http://")) {
+            d.attr_error(
+                AttrPath::attr("kubernetes").then("host"),
+                "Invalid API server URL",
+                format!("{h:?} is not a URL; write it as https://HOST:PORT."),
+            );
+        }
+    }
     if let Some(m) = config.get("price_overrides").entries() {
         for (k, v) in m {
             if v.as_f64().is_some_and(|p| p < 0.0) {
@@ -82,6 +100,19 @@ pub fn validate(config: &Value) -> Diagnostics {
 
 fn opt_str(v: &Value) -> Option<String> {
     v.as_str().filter(|s| !s.is_empty()).map(String::from)
+}
+
+/// Reads the `kubernetes` block (absent = defaults: kubeconfig lookup, then in-cluster).
+pub fn parse_kube(config: &Value) -> KubeSettings {
+    let k = config.get("kubernetes");
+    KubeSettings {
+        config_path: opt_str(k.get("config_path")),
+        config_context: opt_str(k.get("config_context")),
+        host: opt_str(k.get("host")),
+        token: opt_str(k.get("token")),
+        cluster_ca_certificate: opt_str(k.get("cluster_ca_certificate")),
+        insecure: k.get("insecure").as_bool().unwrap_or(false),
+    }
 }
 
 /// Reads a validated provider configuration.

@@ -49,7 +49,10 @@ impl Provider {
         }
         let (defaults, aws) = config::parse(config);
         let factory = aws.map(|s| Arc::new(SdkEc2Factory::new(s)) as _);
-        self.set_context(Context::new(defaults, factory));
+        let kube = Arc::new(crate::cloud::kube::KubeClient::new(config::parse_kube(
+            config,
+        )));
+        self.set_context(Context::new(defaults, factory).with_kube(kube));
         d
     }
 

@@ -1,10 +1,15 @@
 //! Every resource the provider serves. Adding a resource = one folder plus one line in `all`.
 
+pub mod common;
 pub mod gpu_compute_pool;
+pub mod model_endpoint;
 
 use crate::resource::Resource;
 use std::sync::Arc;
 
 pub fn all() -> Vec<Arc<dyn Resource>> {
-    vec![Arc::new(gpu_compute_pool::GpuComputePool)]
+    vec![
+        Arc::new(gpu_compute_pool::GpuComputePool),
+        Arc::new(model_endpoint::ModelEndpoint),
+    ]
 }

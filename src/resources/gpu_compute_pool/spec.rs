@@ -156,37 +156,9 @@ impl PoolSpec {
     }
 }
 
-/// Parses a Terraform duration such as "20m", "1h30m" or "45s".
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let mut total = 0u64;
-    let mut num = String::new();
-    if s.is_empty() {
-        return None;
-    }
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let n: u64 = num.parse().ok()?;
-        num.clear();
-        total += n * match c {
-            'h' => 3600,
-            'm' => 60,
-            's' => 1,
-            _ => return None,
-        };
-    }
-    num.is_empty().then_some(Duration::from_secs(total))
-}
-
 /// The timeout for `op` (create/update/delete) from the `timeouts` block, default 20 minutes.
 pub fn timeout(v: &Value, op: &str) -> Duration {
-    v.get("timeouts")
-        .get(op)
-        .as_str()
-        .and_then(parse_duration)
-        .unwrap_or(Duration::from_secs(20 * 60))
+    crate::resources::common::timeout(v, op, Duration::from_secs(20 * 60))
 }
 
 /// What the live instances add up to.
@@ -266,16 +238,6 @@ pub fn unknown_at_apply(attr: &str) -> ResourceError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("20m"), Some(Duration::from_secs(1200)));
-        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("45s"), Some(Duration::from_secs(45)));
-        assert_eq!(parse_duration("10"), None);
-        assert_eq!(parse_duration("5d"), None);
-        assert_eq!(parse_duration(""), None);
-    }
 
     #[test]
     fn observe_picks_majority_type_and_sums_costs() {

@@ -16,7 +16,7 @@ pub fn validate(c: &Value) -> Diagnostics {
     versions(c, &mut d);
     placement(c, &mut d);
     node_config(c, &mut d);
-    timeouts(c, &mut d);
+    crate::resources::common::validate_timeouts(c, &mut d);
     d
 }
 
@@ -309,22 +309,6 @@ fn node_config(c: &Value, d: &mut Diagnostics) {
                     .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch));
             if !ok {
                 d.attr_error(AttrPath::attr("labels").key(k), "Invalid label key", format!("{k:?} is not a Kubernetes label key (name part: 1-63 of A-Z a-z 0-9 - _ .)."));
-            }
-        }
-    }
-}
-
-fn timeouts(c: &Value, d: &mut Diagnostics) {
-    for op in ["create", "update", "delete"] {
-        if let Some(s) = c.get("timeouts").get(op).as_str() {
-            if super::spec::parse_duration(s).is_none() {
-                d.attr_error(
-                    AttrPath::attr("timeouts").then(op),
-                    "Invalid duration",
-                    format!(
-                        "{s:?} is not a duration; write it like \"30s\", \"20m\" or \"1h30m\"."
-                    ),
-                );
             }
         }
     }

@@ -1,0 +1,119 @@
+//! Plan helpers every paved resource shares: team/project attribution defaults and durations.
+
+use crate::context::Context;
+use crate::cty::Value;
+use crate::diag::{AttrPath, Diagnostics};
+use std::time::Duration;
+
+/// Fills `team` and `project` from the provider defaults when the configuration leaves them
+/// out; a resource without a team is an error because its cost could not be attributed.
+pub fn plan_attribution(
+    ctx: &Context,
+    config: &Value,
+    planned: &mut Value,
+    diags: &mut Diagnostics,
+    what: &str,
+) {
+    if config.get("team").is_null() {
+        match &ctx.defaults.team {
+            Some(t) => planned.set_attr("team", Value::string(t)),
+            None => diags.attr_error(
+                AttrPath::attr("team"),
+                "Missing team",
+                format!("Every {what} is charged to a team. Set team here, or default_team in the provider block."),
+            ),
+        }
+    }
+    if config.get("project").is_null() {
+        planned.set_attr(
+            "project",
+            ctx.defaults
+                .project
+                .clone()
+                .map_or(Value::Null, Value::String),
+        );
+    }
+}
+
+/// Parses a Terraform duration such as "20m", "1h30m" or "45s".
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let mut total = 0u64;
+    let mut num = String::new();
+    if s.is_empty() {
+        return None;
+    }
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().ok()?;
+        num.clear();
+        total += n * match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return None,
+        };
+    }
+    num.is_empty().then_some(Duration::from_secs(total))
+}
+
+/// The timeout for `op` from a resource's `timeouts` block, or `default`.
+pub fn timeout(v: &Value, op: &str, default: Duration) -> Duration {
+    v.get("timeouts")
+        .get(op)
+        .as_str()
+        .and_then(parse_duration)
+        .unwrap_or(default)
+}
+
+/// Reports unparsable durations in the `timeouts` block.
+pub fn validate_timeouts(c: &Value, d: &mut Diagnostics) {
+    for op in ["create", "update", "delete"] {
+        if let Some(s) = c.get("timeouts").get(op).as_str() {
+            if parse_duration(s).is_none() {
+                d.attr_error(
+                    AttrPath::attr("timeouts").then(op),
+                    "Invalid duration",
+                    format!(
+                        "{s:?} is not a duration; write it like \"30s\", \"20m\" or \"1h30m\"."
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// True for a DNS-1123 label (Kubernetes object names, pool names).
+pub fn is_dns_label(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 63
+        && n.chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+        && !n.starts_with('-')
+        && !n.ends_with('-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("20m"), Some(Duration::from_secs(1200)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("45s"), Some(Duration::from_secs(45)));
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_duration("5d"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn dns_labels() {
+        assert!(is_dns_label("llm-7b"));
+        assert!(!is_dns_label("LLM"));
+        assert!(!is_dns_label("-a"));
+        assert!(!is_dns_label(&"a".repeat(64)));
+    }
+}

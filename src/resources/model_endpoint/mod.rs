@@ -1,0 +1,182 @@
+//! `paved_model_endpoint`: one model behind an autoscaling endpoint on Kubernetes, with canary
+//! rollout, health checks, automatic rollback and lineage.
+
+mod manifests;
+mod ops;
+mod rollout;
+pub mod schema;
+mod spec;
+mod validate;
+
+use crate::context::Context;
+use crate::cty::Value;
+use crate::diag::{AttrPath, Diagnostic, Diagnostics};
+use crate::error::{ApplyError, ResourceError};
+use crate::resource::{ImportState, ModifyPlan, PlanInputs, Resource, ValidateConfig};
+use crate::resources::gpu_compute_pool::catalog;
+use crate::schema::Schema;
+use async_trait::async_trait;
+
+pub use rollout::{progress, Progress};
+
+pub struct ModelEndpoint;
+
+#[async_trait]
+impl Resource for ModelEndpoint {
+    fn type_name(&self) -> &'static str {
+        "paved_model_endpoint"
+    }
+    fn schema(&self) -> Schema {
+        schema::schema()
+    }
+    async fn read(&self, ctx: &Context, state: &Value) -> Result<Option<Value>, ResourceError> {
+        ops::observe(ctx, state).await
+    }
+    async fn create(&self, ctx: &Context, planned: &Value) -> Result<Value, ApplyError> {
+        ops::apply(ctx, None, planned, "create").await
+    }
+    async fn update(
+        &self,
+        ctx: &Context,
+        prior: &Value,
+        planned: &Value,
+    ) -> Result<Value, ApplyError> {
+        ops::apply(ctx, Some(prior), planned, "update").await
+    }
+    async fn delete(&self, ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
+        ops::delete(ctx, prior).await
+    }
+    fn validator(&self) -> Option<&dyn ValidateConfig> {
+        Some(self)
+    }
+    fn plan_modifier(&self) -> Option<&dyn ModifyPlan> {
+        Some(self)
+    }
+    fn importer(&self) -> Option<&dyn ImportState> {
+        Some(self)
+    }
+}
+
+impl ValidateConfig for ModelEndpoint {
+    fn validate(&self, config: &Value) -> Diagnostics {
+        validate::validate(config)
+    }
+}
+
+#[async_trait]
+impl ImportState for ModelEndpoint {
+    async fn import(&self, ctx: &Context, id: &str) -> Result<Value, ResourceError> {
+        ops::import(ctx, id).await
+    }
+}
+
+/// Environment parity: the runtime's CUDA version must run on the pool's driver. Checked when
+/// this provider process has seen the pool (same configuration): at plan time once the pool
+/// exists, and at apply time, before anything is created, for a pool created in the same run.
+pub fn pool_compatibility(ctx: &Context, v: &Value) -> Diagnostics {
+    let mut d = Diagnostics::new();
+    let (Some(pool_id), Some(cuda)) = (
+        v.get("pool_id").as_str(),
+        v.get("runtime").get("cuda_version").as_str(),
+    ) else {
+        return d;
+    };
+    let Some(pool) = ctx.recall("paved_gpu_compute_pool", pool_id) else {
+        return d;
+    };
+    let path = AttrPath::attr("runtime").then("cuda_version");
+    let pool_name = pool.get("name").as_str().unwrap_or(pool_id).to_string();
+    if let (Some(c), Some(dv)) = (
+        catalog::parse_cuda(cuda),
+        pool.get("driver_version").as_str(),
+    ) {
+        if let (Some(min), Some(have)) = (catalog::cuda_min_driver(c), catalog::parse_driver(dv)) {
+            if have < min {
+                d.push(
+                    Diagnostic::error(
+                        "Runtime CUDA version not supported by the pool's driver",
+                        format!(
+                            "runtime.cuda_version = {cuda} needs NVIDIA driver {}.{}.{:02} or newer, but pool {pool_name} ({pool_id}) runs driver {dv}. Use an image built for an older CUDA, or a pool with a newer driver_version.",
+                            min.0, min.1, min.2
+                        ),
+                    )
+                    .at(path.clone()),
+                );
+            }
+        }
+    }
+    if let Some(pool_cuda) = pool.get("cuda_version").as_str() {
+        if pool_cuda != cuda && !d.has_errors() {
+            d.push(
+                Diagnostic::warning(
+                    "Runtime and pool CUDA versions differ",
+                    format!("The endpoint's runtime uses CUDA {cuda} while pool {pool_name} pins CUDA {pool_cuda}; training and serving environments will not match."),
+                )
+                .at(path),
+            );
+        }
+    }
+    d
+}
+
+impl ModifyPlan for ModelEndpoint {
+    fn modify_plan(
+        &self,
+        ctx: &Context,
+        inputs: &PlanInputs<'_>,
+        planned: &mut Value,
+        _requires_replace: &mut Vec<AttrPath>,
+        diags: &mut Diagnostics,
+    ) {
+        crate::resources::common::plan_attribution(
+            ctx,
+            inputs.config,
+            planned,
+            diags,
+            "model endpoint",
+        );
+        diags.extend(pool_compatibility(ctx, planned));
+        let s = spec::EndpointSpec::from_value(planned);
+        let known = |k: &str| !planned.get(k).is_unknown();
+        if known("name") && known("namespace") {
+            planned.set_attr("id", Value::string(format!("{}/{}", s.namespace, s.name)));
+            planned.set_attr("url", Value::string(s.url()));
+        }
+        let lineage_inputs = [
+            &planned.get("model").clone(),
+            &planned.get("runtime").clone(),
+            planned.get("team"),
+            planned.get("project"),
+            planned.get("pool_id"),
+        ]
+        .iter()
+        .all(|v| v.is_wholly_known());
+        planned.set_attr(
+            "lineage",
+            if lineage_inputs {
+                Value::string_map(s.lineage())
+            } else {
+                Value::Unknown
+            },
+        );
+        // What is served and how many replicas are ready are only known after the rollout.
+        let changed = match inputs.prior {
+            None => true,
+            Some(prior) => {
+                let strip = |v: &Value| {
+                    let mut v = v.clone();
+                    for k in ops::COMPUTED {
+                        v.set_attr(k, Value::Null);
+                    }
+                    v
+                };
+                strip(prior) != strip(planned)
+            }
+        };
+        if changed {
+            for k in ["served_revision", "ready_replicas", "status"] {
+                planned.set_attr(k, Value::Unknown);
+            }
+        }
+    }
+}

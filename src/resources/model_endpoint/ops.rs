@@ -1,0 +1,399 @@
+//! Apply, observe and delete an endpoint's objects on Kubernetes, with rollout waiting and
+//! automatic rollback.
+
+use super::manifests::{self, Track, SPEC_ANNOTATION, URI_ANNOTATION, VERSION_ANNOTATION};
+use super::rollout::{self, Progress, WaitError};
+use super::spec::EndpointSpec;
+use crate::cloud::kube::{Kind, KubeApi};
+use crate::context::Context;
+use crate::cty::{self, Value};
+use crate::error::{ApplyError, ResourceError};
+use serde_json::Value as Json;
+use std::time::{Duration, Instant};
+
+/// Attributes the provider computes; everything else is an argument.
+pub const COMPUTED: [&str; 6] = [
+    "id",
+    "url",
+    "served_revision",
+    "ready_replicas",
+    "status",
+    "lineage",
+];
+
+/// The configured arguments as JSON, stored on the stable Deployment for import.
+fn spec_annotation(planned: &Value) -> Result<String, ResourceError> {
+    let mut args = planned.clone();
+    for k in COMPUTED {
+        args.set_attr(k, Value::Null);
+    }
+    let t = super::schema::schema().implied_type();
+    cty::json::encode(&args, &t)
+        .map(|j| j.to_string())
+        .map_err(|e| {
+            ResourceError::invalid(
+                crate::diag::AttrPath::root(),
+                "Value not known at apply time",
+                e.to_string(),
+            )
+        })
+}
+
+const ALL_KINDS: [Kind; 5] = [
+    Kind::HorizontalPodAutoscaler,
+    Kind::PodDisruptionBudget,
+    Kind::NetworkPolicy,
+    Kind::Service,
+    Kind::ServiceAccount,
+];
+
+async fn apply_objects(
+    kube: &dyn KubeApi,
+    s: &EndpointSpec,
+    annotation: &str,
+) -> Result<(), ResourceError> {
+    let ns = &s.namespace;
+    kube.apply(Kind::ServiceAccount, ns, &manifests::service_account(s))
+        .await?;
+    kube.apply(Kind::NetworkPolicy, ns, &manifests::network_policy(s))
+        .await?;
+    kube.apply(Kind::Service, ns, &manifests::service(s))
+        .await?;
+    kube.apply(
+        Kind::PodDisruptionBudget,
+        ns,
+        &manifests::pod_disruption_budget(s),
+    )
+    .await?;
+    kube.apply(
+        Kind::Deployment,
+        ns,
+        &manifests::deployment(s, Track::Stable, Some(annotation)),
+    )
+    .await?;
+    let canary_name = manifests::deployment_name(s, Track::Canary);
+    if s.canary.is_some() {
+        kube.apply(
+            Kind::Deployment,
+            ns,
+            &manifests::deployment(s, Track::Canary, None),
+        )
+        .await?;
+    } else {
+        kube.delete(Kind::Deployment, ns, &canary_name).await?;
+    }
+    kube.apply(Kind::HorizontalPodAutoscaler, ns, &manifests::hpa(s))
+        .await?;
+    Ok(())
+}
+
+async fn wait_rollout(
+    kube: &dyn KubeApi,
+    ctx: &Context,
+    s: &EndpointSpec,
+    deadline: Instant,
+) -> Result<(), WaitError> {
+    let (stable, canary) = s.split();
+    for (t, n) in [(Track::Stable, stable), (Track::Canary, canary)] {
+        if n > 0 || t == Track::Stable {
+            rollout::wait_available(
+                kube,
+                &s.namespace,
+                &manifests::deployment_name(s, t),
+                deadline,
+                &ctx.cancel,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+fn describe(e: &WaitError) -> String {
+    match e {
+        WaitError::Failed {
+            deployment,
+            condition,
+            message,
+        } => {
+            format!("Deployment {deployment} failed its rollout: condition {condition}: {message}")
+        }
+        WaitError::Other(e) => e.to_string(),
+    }
+}
+
+fn rollout_error(summary: &str, detail: String) -> ResourceError {
+    ResourceError::Invalid {
+        path: None,
+        summary: summary.to_string(),
+        detail,
+    }
+}
+
+/// Create (prior = None) or update an endpoint.
+pub async fn apply(
+    ctx: &Context,
+    prior: Option<&Value>,
+    planned: &Value,
+    op: &str,
+) -> Result<Value, ApplyError> {
+    let kube = ctx.kube()?.clone();
+    let d = super::pool_compatibility(ctx, planned);
+    if let Some(e) = d
+        .iter()
+        .find(|d| d.severity == crate::diag::Severity::Error)
+    {
+        return Err(ResourceError::Invalid {
+            path: e.path.clone(),
+            summary: e.summary.clone(),
+            detail: e.detail.clone(),
+        }
+        .into());
+    }
+    let s = EndpointSpec::from_value(planned);
+    let started = Instant::now();
+    let op_timeout = crate::resources::common::timeout(planned, op, Duration::from_secs(15 * 60));
+    let deadline = started + op_timeout.min(s.rollout_timeout);
+    let annotation = spec_annotation(planned)?;
+    if let Err(e) = apply_objects(kube.as_ref(), &s, &annotation).await {
+        // Some objects may exist: report what is there so nothing is orphaned.
+        let state = observe(ctx, prior.unwrap_or(planned)).await.ok().flatten();
+        return Err(ApplyError { error: e, state });
+    }
+    tracing::info!(endpoint = %s.name, namespace = %s.namespace, "objects applied");
+    if !s.wait {
+        return finish(ctx, planned).await;
+    }
+    let Err(failure) = wait_rollout(kube.as_ref(), ctx, &s, deadline).await else {
+        tracing::info!(endpoint = %s.name, elapsed_ms = started.elapsed().as_millis() as u64, "rollout available");
+        return finish(ctx, planned).await;
+    };
+    let what = describe(&failure);
+    tracing::warn!(endpoint = %s.name, failure = %what, "rollout failed");
+    if !s.auto_rollback {
+        let state = observe(ctx, planned).await.ok().flatten();
+        return Err(ApplyError {
+            error: rollout_error("Rollout failed", format!("{what}\nauto_rollback is off: the failed revision is left in place for inspection.")),
+            state,
+        });
+    }
+    match prior {
+        Some(prior) => {
+            let p = EndpointSpec::from_value(prior);
+            let restore = async {
+                apply_objects(kube.as_ref(), &p, &spec_annotation(prior)?).await?;
+                let back = Instant::now() + p.rollout_timeout;
+                wait_rollout(kube.as_ref(), ctx, &p, back)
+                    .await
+                    .map_err(|e| rollout_error("Rollback failed", describe(&e)))
+            }
+            .await;
+            let state = observe(ctx, prior)
+                .await
+                .ok()
+                .flatten()
+                .or_else(|| Some(prior.clone()));
+            let detail = match restore {
+                Ok(()) => format!(
+                    "{what}\nRolled back: the previous revision (model version {}) is serving again. Fix the new revision (image, health.readiness_path, resources) and apply again.",
+                    p.model_version
+                ),
+                Err(e) => format!("{what}\nRolling back to model version {} also failed: {e}", p.model_version),
+            };
+            Err(ApplyError {
+                error: rollout_error("Rollout failed and was rolled back", detail),
+                state,
+            })
+        }
+        None => {
+            // Nothing to roll back to: remove what this create made, so nothing half-made stays.
+            let cleanup =
+                delete_objects(kube.as_ref(), &s, Instant::now() + Duration::from_secs(120)).await;
+            let (detail, state) = match cleanup {
+                Ok(()) => (format!("{what}\nRolled back: the endpoint's objects were removed; nothing was created."), None),
+                Err(e) => (format!("{what}\nRemoving the endpoint's objects also failed: {e}"), observe(ctx, planned).await.ok().flatten()),
+            };
+            Err(ApplyError {
+                error: rollout_error("Rollout failed and was rolled back", detail),
+                state,
+            })
+        }
+    }
+}
+
+async fn finish(ctx: &Context, planned: &Value) -> Result<Value, ApplyError> {
+    match observe(ctx, planned).await {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => Err(ResourceError::NotFound(
+            "the endpoint's Deployment right after applying it".into(),
+        )
+        .into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn ann<'a>(obj: &'a Json, key: &str) -> Option<&'a str> {
+    obj["metadata"]["annotations"][key].as_str()
+}
+
+fn served(dep: &Json) -> String {
+    let version = ann(dep, VERSION_ANNOTATION).unwrap_or("unknown");
+    let rev = ann(dep, "deployment.kubernetes.io/revision").unwrap_or("?");
+    let mut s = format!("{version} (revision {rev})");
+    match rollout::progress(dep) {
+        Progress::Complete => {}
+        Progress::Waiting(_) => s.push_str(" rolling out"),
+        Progress::Failed { .. } => s.push_str(" degraded"),
+    }
+    s
+}
+
+/// Reads the endpoint's objects back into a state value (`None` when the stable Deployment is
+/// gone). Arguments the cluster holds (model version/uri, image, canary presence, replica
+/// bounds) are taken from the cluster so out-of-band edits show up as drift.
+pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Value>, ResourceError> {
+    let kube = ctx.kube()?;
+    let s = EndpointSpec::from_value(state);
+    let ns = &s.namespace;
+    let Some(stable) = kube.get(Kind::Deployment, ns, &s.name).await? else {
+        return Ok(None);
+    };
+    let canary = kube
+        .get(
+            Kind::Deployment,
+            ns,
+            &manifests::deployment_name(&s, Track::Canary),
+        )
+        .await?;
+    let hpa = kube.get(Kind::HorizontalPodAutoscaler, ns, &s.name).await?;
+    let mut out = state.clone();
+
+    if let Some(m) = out.get_mut("model") {
+        if let Some(v) = ann(&stable, VERSION_ANNOTATION) {
+            m.set_attr("version", Value::string(v));
+        }
+        if let Some(u) = ann(&stable, URI_ANNOTATION) {
+            m.set_attr("uri", Value::string(u));
+        }
+    }
+    if let (Some(r), Some(img)) = (
+        out.get_mut("runtime"),
+        stable["spec"]["template"]["spec"]["containers"][0]["image"].as_str(),
+    ) {
+        r.set_attr("image", Value::string(img));
+    }
+    match (&canary, out.get("canary").is_null()) {
+        (None, false) => out.set_attr("canary", Value::Null),
+        (Some(c), false) => {
+            if let (Some(cv), Some(v)) = (out.get_mut("canary"), ann(c, VERSION_ANNOTATION)) {
+                cv.set_attr("version", Value::string(v));
+            }
+        }
+        _ => {}
+    }
+    if let (Some(h), false) = (&hpa, out.get("autoscaling").is_null()) {
+        let canary_n = canary
+            .as_ref()
+            .map_or(0, |c| c["spec"]["replicas"].as_i64().unwrap_or(0));
+        let stable_target = h["spec"]["scaleTargetRef"]["name"].as_str() == Some(s.name.as_str());
+        let extra = if stable_target { canary_n } else { 0 };
+        if let Some(a) = out.get_mut("autoscaling") {
+            if let Some(min) = h["spec"]["minReplicas"].as_i64() {
+                a.set_attr("min_replicas", Value::int(min + extra));
+            }
+            if let Some(max) = h["spec"]["maxReplicas"].as_i64() {
+                a.set_attr("max_replicas", Value::int(max + extra));
+            }
+        }
+    }
+
+    let mut revision = served(&stable);
+    let mut ready = stable["status"]["readyReplicas"].as_i64().unwrap_or(0);
+    let mut progresses = vec![rollout::progress(&stable)];
+    if let Some(c) = &canary {
+        let total = stable["spec"]["replicas"].as_i64().unwrap_or(0)
+            + c["spec"]["replicas"].as_i64().unwrap_or(0);
+        revision = format!(
+            "{revision}; canary {} on {}/{} replicas",
+            served(c),
+            c["spec"]["replicas"].as_i64().unwrap_or(0),
+            total
+        );
+        ready += c["status"]["readyReplicas"].as_i64().unwrap_or(0);
+        progresses.push(rollout::progress(c));
+    }
+    let status = if progresses
+        .iter()
+        .any(|p| matches!(p, Progress::Failed { .. }))
+    {
+        "Degraded"
+    } else if progresses.iter().all(|p| *p == Progress::Complete) {
+        "Ready"
+    } else {
+        "Progressing"
+    };
+    out.set_attr("id", Value::string(format!("{ns}/{}", s.name)));
+    out.set_attr("url", Value::string(s.url()));
+    out.set_attr("lineage", Value::string_map(s.lineage()));
+    out.set_attr("served_revision", Value::string(revision));
+    out.set_attr("ready_replicas", Value::int(ready));
+    out.set_attr("status", Value::string(status));
+    Ok(Some(out))
+}
+
+async fn delete_objects(
+    kube: &dyn KubeApi,
+    s: &EndpointSpec,
+    deadline: Instant,
+) -> Result<(), ResourceError> {
+    let ns = &s.namespace;
+    let deployments = [manifests::deployment_name(s, Track::Canary), s.name.clone()];
+    for d in &deployments {
+        kube.delete(Kind::Deployment, ns, d).await?;
+    }
+    for k in ALL_KINDS {
+        kube.delete(k, ns, &s.name).await?;
+    }
+    for d in &deployments {
+        rollout::wait_gone(kube, Kind::Deployment, ns, d, deadline).await?;
+    }
+    for k in ALL_KINDS {
+        rollout::wait_gone(kube, k, ns, &s.name, deadline).await?;
+    }
+    Ok(())
+}
+
+pub async fn delete(ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
+    let s = EndpointSpec::from_value(prior);
+    let deadline = Instant::now()
+        + crate::resources::common::timeout(prior, "delete", Duration::from_secs(600));
+    delete_objects(ctx.kube()?.as_ref(), &s, deadline).await
+}
+
+/// Import by `namespace/name`: the arguments come from the spec annotation paved wrote on the
+/// stable Deployment; `read` then adds what the cluster reports.
+pub async fn import(ctx: &Context, id: &str) -> Result<Value, ResourceError> {
+    let (ns, name) = id.split_once('/').ok_or_else(|| {
+        ResourceError::invalid(
+            crate::diag::AttrPath::root(),
+            "Invalid import ID",
+            format!("{id:?} is not NAMESPACE/NAME."),
+        )
+    })?;
+    let dep = ctx
+        .kube()?
+        .get(Kind::Deployment, ns, name)
+        .await?
+        .ok_or_else(|| ResourceError::NotFound(format!("model endpoint {ns}/{name}")))?;
+    let raw = ann(&dep, SPEC_ANNOTATION)
+        .ok_or_else(|| ResourceError::NotFound(format!("paved's {SPEC_ANNOTATION} annotation on Deployment {ns}/{name} (was it created by paved?)")))?;
+    let json: Json = serde_json::from_str(raw).map_err(|e| {
+        ResourceError::NotFound(format!("a readable {SPEC_ANNOTATION} annotation ({e})"))
+    })?;
+    let t = super::schema::schema().implied_type();
+    let mut v = cty::json::decode_lenient_unknown_attrs(&json, &t).map_err(|e| {
+        ResourceError::NotFound(format!("a readable {SPEC_ANNOTATION} annotation ({e})"))
+    })?;
+    v.set_attr("id", Value::string(format!("{ns}/{name}")));
+    Ok(v)
+}

@@ -1,0 +1,224 @@
+//! Plan-time checks for `paved_model_endpoint`.
+
+use crate::cty::Value;
+use crate::diag::{AttrPath, Diagnostics};
+use crate::resources::common::{is_dns_label, parse_duration, validate_timeouts};
+use crate::resources::gpu_compute_pool::catalog;
+
+pub fn validate(c: &Value) -> Diagnostics {
+    let mut d = Diagnostics::new();
+    for attr in ["name", "namespace"] {
+        if let Some(n) = c.get(attr).as_str() {
+            if !is_dns_label(n) {
+                d.attr_error(AttrPath::attr(attr), "Invalid Kubernetes name", format!("{n:?} must be 1-63 lowercase letters, digits and dashes, starting and ending with a letter or digit."));
+            }
+        }
+    }
+    if let Some(u) = c.get("model").get("uri").as_str() {
+        if !u.contains("://") {
+            d.attr_error(AttrPath::attr("model").then("uri"), "Invalid model URI", format!("{u:?} has no scheme; write it like s3://bucket/path, gs://…, hf://org/model or https://…."));
+        }
+    }
+    if let Some(p) = c.get("runtime").get("port").as_i64() {
+        if !(1..=65535).contains(&p) {
+            d.attr_error(
+                AttrPath::attr("runtime").then("port"),
+                "Invalid port",
+                format!("{p} is not a TCP port (1-65535)."),
+            );
+        }
+    }
+    let cuda = c.get("runtime").get("cuda_version");
+    if let Some(v) = cuda.as_str() {
+        if catalog::parse_cuda(v)
+            .and_then(catalog::cuda_min_driver)
+            .is_none()
+        {
+            d.attr_error(
+                AttrPath::attr("runtime").then("cuda_version"),
+                "Unknown CUDA version",
+                format!(
+                    "{v:?} is not a CUDA toolkit paved knows; use one of {}.",
+                    catalog::known_cuda_versions().join(", ")
+                ),
+            );
+        }
+    }
+    if let Some(g) = c.get("resources").get("gpus").as_i64() {
+        if g < 0 {
+            d.attr_error(
+                AttrPath::attr("resources").then("gpus"),
+                "Negative GPU count",
+                "resources.gpus must be 0 or more.",
+            );
+        } else if g > 0 && cuda.is_null() {
+            d.attr_error(
+                AttrPath::attr("resources").then("gpus"),
+                "GPUs need a GPU-capable runtime",
+                "resources.gpus asks for GPUs but the runtime declares no CUDA version. Set runtime.cuda_version to the CUDA version the image is built with (it is checked against the pool's driver), or set gpus = 0.",
+            );
+        }
+    }
+    let a = c.get("autoscaling");
+    let at = |x: &str| AttrPath::attr("autoscaling").then(x);
+    let (min, max) = (
+        a.get("min_replicas").as_i64(),
+        a.get("max_replicas").as_i64(),
+    );
+    if min.is_some_and(|m| m < 1) {
+        d.attr_error(
+            at("min_replicas"),
+            "Too few replicas",
+            "autoscaling.min_replicas must be at least 1.",
+        );
+    }
+    if let (Some(mn), Some(mx)) = (min, max) {
+        if mn > mx {
+            d.attr_error(
+                at("min_replicas"),
+                "min_replicas is larger than max_replicas",
+                format!("min_replicas = {mn} and max_replicas = {mx}: make min ≤ max."),
+            );
+        }
+    }
+    if let Some(t) = a.get("target_cpu_utilization").as_i64() {
+        if !(1..=100).contains(&t) {
+            d.attr_error(
+                at("target_cpu_utilization"),
+                "Invalid CPU target",
+                "target_cpu_utilization is a percentage between 1 and 100.",
+            );
+        }
+    }
+    if let Some(p) = c.get("canary").get("traffic_percent").as_i64() {
+        let path = AttrPath::attr("canary").then("traffic_percent");
+        if !(0..=100).contains(&p) {
+            d.attr_error(
+                path,
+                "Invalid canary traffic share",
+                format!("traffic_percent = {p} must be between 0 and 100."),
+            );
+        } else if p > 0 && p < 100 && min.unwrap_or(1) < 2 && !a.get("min_replicas").is_unknown() {
+            d.attr_error(
+                path,
+                "Canary needs at least two replicas",
+                "Traffic is split by replica ratio inside autoscaling.min_replicas, so a canary that shares traffic needs min_replicas ≥ 2 (a canary never adds GPUs). Raise min_replicas or use traffic_percent = 100.",
+            );
+        }
+    }
+    for (block, attr) in [("health", "startup_timeout"), ("rollout", "timeout")] {
+        if let Some(s) = c.get(block).get(attr).as_str() {
+            if parse_duration(s).is_none_or(|d| d.as_secs() == 0) {
+                d.attr_error(
+                    AttrPath::attr(block).then(attr),
+                    "Invalid duration",
+                    format!("{s:?} is not a duration; write it like \"30s\", \"5m\" or \"1h\"."),
+                );
+            }
+        }
+    }
+    validate_timeouts(c, &mut d);
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Value {
+        let mut v = super::super::schema::schema().block.null_object();
+        v.set_attr("name", Value::string("llm"));
+        v.set_attr(
+            "model",
+            Value::object([
+                ("uri", Value::string("s3://m/llm")),
+                ("version", Value::string("v1")),
+                ("digest", Value::Null),
+                ("format", Value::Null),
+            ]),
+        );
+        v.set_attr(
+            "runtime",
+            Value::object([
+                ("image", Value::string("srv:1")),
+                ("args", Value::Null),
+                ("env", Value::Null),
+                ("port", Value::int(8080)),
+                ("cuda_version", Value::Null),
+            ]),
+        );
+        v
+    }
+
+    fn paths(v: &Value) -> Vec<String> {
+        validate(v)
+            .iter()
+            .map(|d| d.path.as_ref().map(|p| p.to_string()).unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn good_config_passes() {
+        assert!(validate(&base()).is_empty());
+    }
+
+    #[test]
+    fn canary_and_replica_rules() {
+        let mut v = base();
+        v.set_attr(
+            "canary",
+            Value::object([
+                ("version", Value::string("v2")),
+                ("image", Value::Null),
+                ("traffic_percent", Value::int(120)),
+            ]),
+        );
+        v.set_attr(
+            "autoscaling",
+            Value::object([
+                ("min_replicas", Value::int(4)),
+                ("max_replicas", Value::int(2)),
+                ("target_cpu_utilization", Value::int(70)),
+            ]),
+        );
+        assert_eq!(
+            paths(&v),
+            vec!["autoscaling.min_replicas", "canary.traffic_percent"]
+        );
+        v.set_attr(
+            "canary",
+            Value::object([
+                ("version", Value::string("v2")),
+                ("image", Value::Null),
+                ("traffic_percent", Value::int(20)),
+            ]),
+        );
+        v.set_attr(
+            "autoscaling",
+            Value::object([
+                ("min_replicas", Value::int(1)),
+                ("max_replicas", Value::int(2)),
+                ("target_cpu_utilization", Value::int(70)),
+            ]),
+        );
+        assert_eq!(paths(&v), vec!["canary.traffic_percent"]);
+    }
+
+    #[test]
+    fn gpus_need_a_cuda_runtime() {
+        let mut v = base();
+        v.set_attr(
+            "resources",
+            Value::object([
+                ("gpus", Value::int(1)),
+                ("cpu", Value::Null),
+                ("memory", Value::Null),
+            ]),
+        );
+        assert_eq!(paths(&v), vec!["resources.gpus"]);
+        v.get_mut("runtime")
+            .unwrap()
+            .set_attr("cuda_version", Value::string("12.2"));
+        assert!(validate(&v).is_empty());
+    }
+}
