@@ -94,7 +94,7 @@ impl ResourceError {
             ),
             ResourceError::NotFound(what) => Diagnostic::error(
                 "Object not found",
-                format!("{what} does not exist. Check the ID and the provider's region."),
+                format!("{what} does not exist. Check the ID (and, for AWS objects, the region).")
             ),
         }
     }

@@ -57,7 +57,11 @@ fn plan_block(block: &Block, prior: Option<&Value>, proposed: &Value, config: &V
         let config_b = config.get(&b.name);
         let v = match b.nesting {
             Nesting::Single => {
-                if proposed_b.is_null() || proposed_b.is_unknown() {
+                // Terraform 1.0 proposes the prior block for one removed from config; the plan
+                // must follow the config (an absent block is null).
+                if config_b.is_null() {
+                    Value::Null
+                } else if proposed_b.is_null() || proposed_b.is_unknown() {
                     proposed_b.clone()
                 } else {
                     let p = prior_b.filter(|p| !p.is_null());
@@ -187,6 +191,16 @@ mod tests {
         assert_eq!(p.planned.get("id"), &Value::string("gp-1"));
         assert_eq!(p.planned.get("nodes").get("desired"), &Value::int(3));
         assert!(p.requires_replace.is_empty());
+    }
+
+    #[test]
+    fn a_block_removed_from_config_is_planned_null() {
+        let prior = obj("a", 1);
+        let mut cfg = obj("a", 1);
+        cfg.set_attr("nodes", Value::Null);
+        // Terraform 1.0 proposes the prior block when the config drops it.
+        let p = plan(&schema(), Some(&prior), &prior, &cfg);
+        assert_eq!(p.planned.get("nodes"), &Value::Null);
     }
 
     #[test]

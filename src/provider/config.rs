@@ -27,7 +27,7 @@ pub fn schema() -> Schema {
         .attr(Attribute::optional("secret_key", Type::String, "Static secret access key.").sensitive())
         .attr(Attribute::optional("skip_credentials_validation", Type::Bool, "Skip the STS GetCallerIdentity check made before the first change."))
         .block("endpoints", Nesting::Single, endpoints);
-    let kubernetes = Block::new("Kubernetes access for model endpoints, vector databases and feature stores. Without it (or with it empty) the usual lookup applies: KUBECONFIG / ~/.kube/config, then in-cluster config.")
+    let kubernetes = Block::new("Kubernetes access for model endpoints. Without it (or with it empty) the usual lookup applies: KUBECONFIG / ~/.kube/config, then in-cluster config.")
         .attr(Attribute::optional("config_path", Type::String, "Path to a kubeconfig file."))
         .attr(Attribute::optional("config_context", Type::String, "Context to use from the kubeconfig."))
         .attr(Attribute::optional("host", Type::String, "API server URL; with it, the kubeconfig is not read."))

@@ -175,6 +175,15 @@ pub fn cuda_min_driver(cuda: (u32, u32)) -> Option<(u32, u32, u32)> {
     CUDA_MIN_DRIVER.iter().find(|c| c.0 == cuda).map(|c| c.1)
 }
 
+/// A driver version as NVIDIA writes it: 535.54.03, or 570.26 when there is no patch level.
+pub fn fmt_driver(d: (u32, u32, u32)) -> String {
+    if d.2 == 0 {
+        format!("{}.{}", d.0, d.1)
+    } else {
+        format!("{}.{}.{:02}", d.0, d.1, d.2)
+    }
+}
+
 pub fn known_cuda_versions() -> Vec<String> {
     CUDA_MIN_DRIVER
         .iter()

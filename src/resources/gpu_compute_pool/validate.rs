@@ -236,8 +236,8 @@ fn versions(c: &Value, d: &mut Diagnostics) {
                     AttrPath::attr("cuda_version"),
                     "CUDA version not supported by the driver",
                     format!(
-                        "CUDA {}.{} needs NVIDIA driver {}.{}.{:02} or newer, but driver_version is {}. Raise driver_version or lower cuda_version.",
-                        cu.0, cu.1, min.0, min.1, min.2, driver_v.unwrap_or_default()
+                        "CUDA {}.{} needs NVIDIA driver {} or newer, but driver_version is {}. Raise driver_version or lower cuda_version.",
+                        cu.0, cu.1, catalog::fmt_driver(min), driver_v.unwrap_or_default()
                     ),
                 );
             }

@@ -96,8 +96,8 @@ pub fn pool_compatibility(ctx: &Context, v: &Value) -> Diagnostics {
                     Diagnostic::error(
                         "Runtime CUDA version not supported by the pool's driver",
                         format!(
-                            "runtime.cuda_version = {cuda} needs NVIDIA driver {}.{}.{:02} or newer, but pool {pool_name} ({pool_id}) runs driver {dv}. Use an image built for an older CUDA, or a pool with a newer driver_version.",
-                            min.0, min.1, min.2
+                            "runtime.cuda_version = {cuda} needs NVIDIA driver {} or newer, but pool {pool_name} ({pool_id}) runs driver {dv}. Use an image built for an older CUDA, or a pool with a newer driver_version.",
+                            catalog::fmt_driver(min)
                         ),
                     )
                     .at(path.clone()),

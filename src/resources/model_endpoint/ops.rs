@@ -156,8 +156,24 @@ pub async fn apply(
     let deadline = started + op_timeout.min(s.rollout_timeout);
     let annotation = spec_annotation(planned)?;
     if let Err(e) = apply_objects(kube.as_ref(), &s, &annotation).await {
-        // Some objects may exist: report what is there so nothing is orphaned.
-        let state = observe(ctx, prior.unwrap_or(planned)).await.ok().flatten();
+        let state = match prior {
+            // An update keeps what exists in state.
+            Some(p) => observe(ctx, p).await.ok().flatten(),
+            // A create removes the objects it managed to make; if that fails too, the state
+            // of what exists is returned so nothing is orphaned.
+            None => {
+                match delete_objects(kube.as_ref(), &s, Instant::now() + Duration::from_secs(120))
+                    .await
+                {
+                    Ok(()) => None,
+                    Err(_) => observe(ctx, planned)
+                        .await
+                        .ok()
+                        .flatten()
+                        .or_else(|| Some(placeholder(planned))),
+                }
+            }
+        };
         return Err(ApplyError { error: e, state });
     }
     tracing::info!(endpoint = %s.name, namespace = %s.namespace, "objects applied");
@@ -193,15 +209,15 @@ pub async fn apply(
                 .ok()
                 .flatten()
                 .or_else(|| Some(prior.clone()));
-            let detail = match restore {
-                Ok(()) => format!(
+            let (summary, detail) = match restore {
+                Ok(()) => ("Rollout failed and was rolled back", format!(
                     "{what}\nRolled back: the previous revision (model version {}) is serving again. Fix the new revision (image, health.readiness_path, resources) and apply again.",
                     p.model_version
-                ),
-                Err(e) => format!("{what}\nRolling back to model version {} also failed: {e}", p.model_version),
+                )),
+                Err(e) => ("Rollout failed and so did the rollback", format!("{what}\nRolling back to model version {} also failed: {e}", p.model_version)),
             };
             Err(ApplyError {
-                error: rollout_error("Rollout failed and was rolled back", detail),
+                error: rollout_error(summary, detail),
                 state,
             })
         }
@@ -209,16 +225,34 @@ pub async fn apply(
             // Nothing to roll back to: remove what this create made, so nothing half-made stays.
             let cleanup =
                 delete_objects(kube.as_ref(), &s, Instant::now() + Duration::from_secs(120)).await;
-            let (detail, state) = match cleanup {
-                Ok(()) => (format!("{what}\nRolled back: the endpoint's objects were removed; nothing was created."), None),
-                Err(e) => (format!("{what}\nRemoving the endpoint's objects also failed: {e}"), observe(ctx, planned).await.ok().flatten()),
+            let (summary, detail, state) = match cleanup {
+                Ok(()) => ("Rollout failed and was rolled back", format!("{what}\nRolled back: the endpoint's objects were removed; nothing was created."), None),
+                Err(e) => (
+                    "Rollout failed and so did the cleanup",
+                    format!("{what}\nRemoving the endpoint's objects also failed: {e}"),
+                    observe(ctx, planned).await.ok().flatten().or_else(|| Some(placeholder(planned))),
+                ),
             };
             Err(ApplyError {
-                error: rollout_error("Rollout failed and was rolled back", detail),
+                error: rollout_error(summary, detail),
                 state,
             })
         }
     }
+}
+
+/// A wholly-known state for objects whose read-back failed, so Terraform records (and can
+/// destroy) them.
+fn placeholder(planned: &Value) -> Value {
+    let s = EndpointSpec::from_value(planned);
+    let mut v = planned.clone();
+    v.set_attr("id", Value::string(format!("{}/{}", s.namespace, s.name)));
+    v.set_attr("url", Value::string(s.url()));
+    v.set_attr("lineage", Value::string_map(s.lineage()));
+    v.set_attr("served_revision", Value::string("unknown"));
+    v.set_attr("ready_replicas", Value::int(0));
+    v.set_attr("status", Value::string("Degraded"));
+    v
 }
 
 async fn finish(ctx: &Context, planned: &Value) -> Result<Value, ApplyError> {
@@ -334,7 +368,11 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Value>, Reso
     };
     out.set_attr("id", Value::string(format!("{ns}/{}", s.name)));
     out.set_attr("url", Value::string(s.url()));
-    out.set_attr("lineage", Value::string_map(s.lineage()));
+    // Lineage describes what runs, so it follows the values read back from the cluster.
+    out.set_attr(
+        "lineage",
+        Value::string_map(EndpointSpec::from_value(&out).lineage()),
+    );
     out.set_attr("served_revision", Value::string(revision));
     out.set_attr("ready_replicas", Value::int(ready));
     out.set_attr("status", Value::string(status));

@@ -27,6 +27,11 @@ fn n(v: &Json) -> i64 {
 pub fn progress(dep: &Json) -> Progress {
     let want = dep["spec"]["replicas"].as_i64().unwrap_or(1);
     let st = &dep["status"];
+    let generation = n(&dep["metadata"]["generation"]);
+    if n(&st["observedGeneration"]) < generation {
+        // Conditions still describe the previous spec (e.g. the failed one just rolled back).
+        return Progress::Waiting("controller has not observed the new spec yet".into());
+    }
     for c in st["conditions"].as_array().into_iter().flatten() {
         if c["type"] == "Progressing" && c["status"] == "False" {
             return Progress::Failed {
@@ -37,10 +42,6 @@ pub fn progress(dep: &Json) -> Progress {
                 message: c["message"].as_str().unwrap_or_default().to_string(),
             };
         }
-    }
-    let generation = n(&dep["metadata"]["generation"]);
-    if n(&st["observedGeneration"]) < generation {
-        return Progress::Waiting("controller has not observed the new spec yet".into());
     }
     let (updated, total, available) = (
         n(&st["updatedReplicas"]),
@@ -82,6 +83,7 @@ pub async fn wait_available(
     deadline: Instant,
     cancel: &Cancel,
 ) -> Result<Json, WaitError> {
+    let started = Instant::now();
     loop {
         let dep = kube
             .get(Kind::Deployment, ns, name)
@@ -104,8 +106,8 @@ pub async fn wait_available(
         let now = Instant::now();
         if now >= deadline {
             return Err(WaitError::Other(ResourceError::Timeout {
-                what: format!("Deployment {ns}/{name} to become Available ({waiting})"),
-                after: Duration::ZERO,
+                what: format!("Deployment {ns}/{name} to become Available ({waiting}); the limit is the smaller of rollout.timeout and the timeouts block"),
+                after: started.elapsed(),
             }));
         }
         if cancel.is_cancelled() {
@@ -133,6 +135,7 @@ pub async fn wait_gone(
     name: &str,
     deadline: Instant,
 ) -> Result<(), ResourceError> {
+    let started = Instant::now();
     loop {
         let Some(obj) = kube.get(kind, ns, name).await? else {
             return Ok(());
@@ -141,7 +144,7 @@ pub async fn wait_gone(
         if now >= deadline {
             return Err(ResourceError::Timeout {
                 what: format!("{} {ns}/{name} to be deleted", kind.name()),
-                after: Duration::ZERO,
+                after: started.elapsed(),
             });
         }
         let rv = obj["metadata"]["resourceVersion"]

@@ -38,8 +38,12 @@ pub fn schema() -> Schema {
                 .default(Value::int(0)),
         )
         .attr(
-            Attribute::optional_computed("cpu", s(), "CPU request and limit (default \"1\").")
-                .default(Value::string("1")),
+            Attribute::optional_computed(
+                "cpu",
+                s(),
+                "CPU request (default \"1\"); no CPU limit is set, so replicas may burst.",
+            )
+            .default(Value::string("1")),
         )
         .attr(
             Attribute::optional_computed(

@@ -14,6 +14,30 @@ pub fn validate(c: &Value) -> Diagnostics {
             }
         }
     }
+    if let Some(n) = c.get("name").as_str() {
+        if n.starts_with(|ch: char| ch.is_ascii_digit()) {
+            d.attr_error(AttrPath::attr("name"), "Invalid endpoint name", format!("{n:?} starts with a digit; the endpoint's Service name must start with a letter."));
+        }
+    }
+    if let Some(env) = c.get("runtime").get("env").entries() {
+        for k in env.keys() {
+            if [
+                "MODEL_URI",
+                "MODEL_VERSION",
+                "MODEL_DIGEST",
+                "MODEL_FORMAT",
+                "PORT",
+            ]
+            .contains(&k.as_str())
+            {
+                d.attr_error(
+                    AttrPath::attr("runtime").then("env").key(k),
+                    "Reserved environment variable",
+                    format!("{k} is set by paved from the model and runtime blocks; set it there instead."),
+                );
+            }
+        }
+    }
     if let Some(u) = c.get("model").get("uri").as_str() {
         if !u.contains("://") {
             d.attr_error(AttrPath::attr("model").then("uri"), "Invalid model URI", format!("{u:?} has no scheme; write it like s3://bucket/path, gs://…, hf://org/model or https://…."));
