@@ -79,7 +79,10 @@ def main():
         kubectl_done = {}
 
         def rollout_status():
-            time.sleep(0.3)  # let the apply bump the generation first
+            # Start the baseline waiter once the apply has submitted the new spec.
+            while int(subprocess.check_output([KUBECTL, "--kubeconfig", KUBECONFIG, "get", "deployment", "llm",
+                                               "-o", "jsonpath={.metadata.generation}"]) or 0) <= gen:
+                time.sleep(0.05)
             subprocess.run([KUBECTL, "--kubeconfig", KUBECONFIG, "rollout", "status", "deployment/llm", "--timeout=120s"],
                            capture_output=True)
             kubectl_done["t"] = time.monotonic()

@@ -120,16 +120,19 @@ pub async fn serve_plugin(provider: Arc<Provider>, launch: Launch) -> Result<(),
         .local_addr()
         .map_err(|e| ServeError::Bind(launch.min_port, launch.max_port, e))?;
     let shutdown = Arc::new(Notify::new());
-    let router = router(provider, shutdown.clone());
     let stop = {
         let s = shutdown.clone();
         async move { s.notified().await }
     };
+    // The handshake line goes out as soon as the socket and certificate exist; Terraform's
+    // connection waits in the listen backlog while the rest is set up.
     match launch.client_cert {
         Some(pem) => {
+            let client_der = tls::client_cert_der(&pem)?;
             let id = ServerIdentity::generate()?;
-            let cfg = tls::server_config(&id, tls::client_cert_der(&pem)?)?;
             print_line(&handshake::line(&addr, Some(&id.handshake_field())));
+            let cfg = tls::server_config(&id, client_der)?;
+            let router = router(provider, shutdown.clone());
             let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
             let (tx, rx) = tokio::sync::mpsc::channel::<Result<TlsConn, std::io::Error>>(16);
             tokio::spawn(async move {
@@ -152,7 +155,7 @@ pub async fn serve_plugin(provider: Arc<Provider>, launch: Launch) -> Result<(),
         }
         None => {
             print_line(&handshake::line(&addr, None));
-            router
+            router(provider, shutdown.clone())
                 .serve_with_incoming_shutdown(
                     tokio_stream::wrappers::TcpListenerStream::new(listener),
                     stop,

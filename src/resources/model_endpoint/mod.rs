@@ -180,3 +180,54 @@ impl ModifyPlan for ModelEndpoint {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(pool: &str, cuda: &str) -> Value {
+        let mut v = schema::schema().block.null_object();
+        v.set_attr("pool_id", Value::string(pool));
+        v.set_attr(
+            "runtime",
+            Value::object([
+                ("image", Value::string("srv:1")),
+                ("args", Value::Null),
+                ("env", Value::Null),
+                ("port", Value::int(8080)),
+                ("cuda_version", Value::string(cuda)),
+            ]),
+        );
+        v
+    }
+
+    #[test]
+    fn runtime_cuda_is_checked_against_a_known_pools_driver() {
+        let ctx = Context::unconfigured();
+        // Unknown pool: nothing to check against.
+        assert!(pool_compatibility(&ctx, &endpoint("gp-1", "12.4")).is_empty());
+        let mut pool = crate::resources::gpu_compute_pool::schema::schema()
+            .block
+            .null_object();
+        pool.set_attr("id", Value::string("gp-1"));
+        pool.set_attr("name", Value::string("train"));
+        pool.set_attr("driver_version", Value::string("535.104.05"));
+        pool.set_attr("cuda_version", Value::string("12.2"));
+        ctx.remember("paved_gpu_compute_pool", &pool);
+        let d = pool_compatibility(&ctx, &endpoint("gp-1", "12.4"));
+        assert!(d.has_errors());
+        assert_eq!(
+            d.0[0].path.as_ref().unwrap().to_string(),
+            "runtime.cuda_version"
+        );
+        assert!(
+            d.0[0].detail.contains("550.54.14") && d.0[0].detail.contains("535.104.05"),
+            "{}",
+            d.0[0].detail
+        );
+        // Supported but different from the pool's pinned CUDA: a parity warning, not an error.
+        let d = pool_compatibility(&ctx, &endpoint("gp-1", "12.1"));
+        assert!(!d.has_errors() && d.0.len() == 1);
+        assert!(pool_compatibility(&ctx, &endpoint("gp-1", "12.2")).is_empty());
+    }
+}
