@@ -98,25 +98,7 @@ impl ModifyPlan for GpuComputePool {
         diags: &mut Diagnostics,
     ) {
         let config = inputs.config;
-        if config.get("team").is_null() {
-            match &ctx.defaults.team {
-                Some(t) => planned.set_attr("team", Value::string(t)),
-                None => diags.attr_error(
-                    AttrPath::attr("team"),
-                    "Missing team",
-                    "Every pool is charged to a team. Set team here, or default_team in the provider block.",
-                ),
-            }
-        }
-        if config.get("project").is_null() {
-            planned.set_attr(
-                "project",
-                ctx.defaults
-                    .project
-                    .clone()
-                    .map_or(Value::Null, Value::String),
-            );
-        }
+        crate::resources::common::plan_attribution(ctx, config, planned, diags, "pool");
         if config.get("region").is_null() {
             match ctx.default_aws_region() {
                 Some(r) => planned.set_attr("region", Value::string(r)),
