@@ -18,8 +18,6 @@ use crate::schema::Schema;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 
-pub use aws::client_token;
-
 pub struct GpuComputePool;
 
 #[async_trait]

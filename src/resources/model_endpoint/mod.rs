@@ -17,8 +17,6 @@ use crate::resources::gpu_compute_pool::catalog;
 use crate::schema::Schema;
 use async_trait::async_trait;
 
-pub use rollout::{progress, Progress};
-
 pub struct ModelEndpoint;
 
 #[async_trait]
