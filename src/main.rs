@@ -16,13 +16,18 @@ fn main() {
         println!("terraform-provider-paved {}", env!("CARGO_PKG_VERSION"));
         return;
     }
-    let launch = if debug {
+    let announced = if debug {
         None
     } else {
-        match handshake::from_env(|k| std::env::var(k).ok()) {
-            Ok(l) => Some(l),
+        let launch = handshake::from_env(|k| std::env::var(k).ok()).unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(1);
+        });
+        // The handshake line first; everything else is set up while Terraform connects.
+        match server::announce(&launch) {
+            Ok(a) => Some(a),
             Err(e) => {
-                eprintln!("{e}");
+                eprintln!("[ERROR] terraform-provider-paved: {e}");
                 std::process::exit(1);
             }
         }
@@ -55,8 +60,8 @@ fn main() {
                 }
             });
         }
-        match launch {
-            Some(l) => server::serve_plugin(provider, l).await,
+        match announced {
+            Some(a) => server::serve_plugin(provider, a).await,
             None => server::serve_debug(provider).await,
         }
     });

@@ -31,13 +31,13 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
-async fn bind(min: u16, max: u16) -> Result<TcpListener, ServeError> {
+fn bind(min: u16, max: u16) -> Result<std::net::TcpListener, ServeError> {
     let span = (max - min) as u32 + 1;
     let start = rand::random::<u32>() % span;
     let mut last = None;
     for i in 0..span.min(200) {
         let port = min as u32 + (start + i) % span;
-        match TcpListener::bind(("127.0.0.1", port as u16)).await {
+        match std::net::TcpListener::bind(("127.0.0.1", port as u16)) {
             Ok(l) => return Ok(l),
             Err(e) => last = Some(e),
         }
@@ -113,24 +113,50 @@ fn futures_ready<F: std::future::Future>(f: F) {
     let _ = f.as_mut().poll(&mut cx);
 }
 
-/// Runs as a plugin launched by Terraform: returns when Terraform calls Shutdown.
-pub async fn serve_plugin(provider: Arc<Provider>, launch: Launch) -> Result<(), ServeError> {
-    let listener = bind(launch.min_port, launch.max_port).await?;
+/// A plugin whose handshake line is out: the socket is bound and the certificate made.
+pub struct Announced {
+    listener: std::net::TcpListener,
+    tls: Option<(ServerIdentity, Vec<u8>)>,
+}
+
+/// Binds, makes the certificate and prints the handshake line, synchronously and before any
+/// runtime or provider exists: Terraform waits on this line for every provider process it
+/// starts, and its connection simply queues in the listen backlog until serving begins.
+pub fn announce(launch: &Launch) -> Result<Announced, ServeError> {
+    let listener = bind(launch.min_port, launch.max_port)?;
     let addr = listener
         .local_addr()
         .map_err(|e| ServeError::Bind(launch.min_port, launch.max_port, e))?;
+    let tls = match &launch.client_cert {
+        Some(pem) => {
+            let client_der = tls::client_cert_der(pem)?;
+            let id = ServerIdentity::generate()?;
+            print_line(&handshake::line(&addr, Some(&id.handshake_field())));
+            Some((id, client_der))
+        }
+        None => {
+            print_line(&handshake::line(&addr, None));
+            None
+        }
+    };
+    Ok(Announced { listener, tls })
+}
+
+/// Serves an announced plugin; returns when Terraform calls Shutdown.
+pub async fn serve_plugin(provider: Arc<Provider>, announced: Announced) -> Result<(), ServeError> {
+    announced
+        .listener
+        .set_nonblocking(true)
+        .map_err(|e| ServeError::Bind(0, 0, e))?;
+    let listener =
+        TcpListener::from_std(announced.listener).map_err(|e| ServeError::Bind(0, 0, e))?;
     let shutdown = Arc::new(Notify::new());
     let stop = {
         let s = shutdown.clone();
         async move { s.notified().await }
     };
-    // The handshake line goes out as soon as the socket and certificate exist; Terraform's
-    // connection waits in the listen backlog while the rest is set up.
-    match launch.client_cert {
-        Some(pem) => {
-            let client_der = tls::client_cert_der(&pem)?;
-            let id = ServerIdentity::generate()?;
-            print_line(&handshake::line(&addr, Some(&id.handshake_field())));
+    match announced.tls {
+        Some((id, client_der)) => {
             let cfg = tls::server_config(&id, client_der)?;
             let router = router(provider, shutdown.clone());
             let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
@@ -154,7 +180,6 @@ pub async fn serve_plugin(provider: Arc<Provider>, launch: Launch) -> Result<(),
                 .await?;
         }
         None => {
-            print_line(&handshake::line(&addr, None));
             router(provider, shutdown.clone())
                 .serve_with_incoming_shutdown(
                     tokio_stream::wrappers::TcpListenerStream::new(listener),
