@@ -81,3 +81,13 @@ def test_logs_are_hclog_json_and_never_hold_secrets(tmp_path, cli_config):
     assert any("launching instances" in l for l in provider_lines)
     # Terraform parsed our JSON (it re-renders it with the module name and our fields).
     assert any("rpc=ApplyResourceChange" in l for l in provider_lines), provider_lines[:5]
+
+
+def test_data_source_reads_the_catalog_with_price_overrides(example):
+    tf = example("gpu_instance_types")
+    tf.apply()
+    cheapest = tf.output("cheapest")
+    assert cheapest == {"name": "g5.xlarge", "accelerator": "nvidia-a10g", "gpus": 1, "hourly_usd": 0.35}
+    assert tf.plan_exitcode()[0] == 0
+    code, out = tf.run("plan", "-var", "accelerator=nvidia-b9000", check=False)
+    assert code == 1 and "Unknown accelerator type" in out and "accelerator   = var.accelerator" in out, out

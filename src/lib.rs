@@ -4,6 +4,8 @@
 pub mod cloud;
 pub mod context;
 pub mod cty;
+pub mod data_source;
+pub mod data_sources;
 pub mod diag;
 pub mod error;
 pub mod logging;

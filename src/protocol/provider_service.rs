@@ -21,6 +21,7 @@ pub struct ProviderService {
     provider: Arc<Provider>,
     provider_schema: Schema,
     schemas: HashMap<String, (Schema, Type)>,
+    data_schemas: HashMap<String, (Schema, Type)>,
 }
 
 impl ProviderService {
@@ -33,10 +34,19 @@ impl ProviderService {
                 (r.type_name().to_string(), (s, t))
             })
             .collect();
+        let data_schemas = provider
+            .data_sources()
+            .map(|d| {
+                let s = d.schema();
+                let t = s.implied_type();
+                (d.type_name().to_string(), (s, t))
+            })
+            .collect();
         ProviderService {
             provider,
             provider_schema: crate::provider::config::schema(),
             schemas,
+            data_schemas,
         }
     }
 
@@ -90,7 +100,11 @@ impl pb::provider_server::Provider for ProviderService {
                 .iter()
                 .map(|(k, (s, _))| (k.clone(), convert::schema(s)))
                 .collect(),
-            data_source_schemas: Default::default(),
+            data_source_schemas: self
+                .data_schemas
+                .iter()
+                .map(|(k, (s, _))| (k.clone(), convert::schema(s)))
+                .collect(),
             diagnostics: vec![],
             provider_meta: None,
         }))
@@ -152,8 +166,16 @@ impl pb::provider_server::Provider for ProviderService {
         req: Request<pb::validate_data_resource_config::Request>,
     ) -> Result<Response<pb::validate_data_resource_config::Response>, Status> {
         let req = req.into_inner();
+        let _s = rpc_span!("ValidateDataResourceConfig", req.type_name).entered();
+        let d = (|| {
+            let (ds, t) = self.data_source(&req.type_name)?;
+            let cfg = convert::decode(req.config.as_ref(), t)?;
+            Ok::<_, Diagnostic>(ds.validate(&cfg))
+        })()
+        .unwrap_or_else(Diagnostics::from);
+        log_diags(&d);
         Ok(Response::new(pb::validate_data_resource_config::Response {
-            diagnostics: one(unknown_data_source(&req.type_name)),
+            diagnostics: diags(&d),
         }))
     }
 
@@ -453,10 +475,29 @@ impl pb::provider_server::Provider for ProviderService {
         req: Request<pb::read_data_source::Request>,
     ) -> Result<Response<pb::read_data_source::Response>, Status> {
         let req = req.into_inner();
-        Ok(Response::new(pb::read_data_source::Response {
-            state: None,
-            diagnostics: one(unknown_data_source(&req.type_name)),
-        }))
+        let span = rpc_span!("ReadDataSource", req.type_name);
+        async move {
+            let result = async {
+                let (ds, t) = self.data_source(&req.type_name)?;
+                let cfg = convert::decode(req.config.as_ref(), t)?;
+                let ctx = self.provider.context();
+                let v = ds.read(&ctx, &cfg).await.map_err(|e| e.to_diagnostic())?;
+                convert::encode(&v, t)
+            }
+            .await;
+            Ok(Response::new(match result {
+                Ok(state) => pb::read_data_source::Response {
+                    state: Some(state),
+                    diagnostics: vec![],
+                },
+                Err(d) => pb::read_data_source::Response {
+                    state: None,
+                    diagnostics: one(d),
+                },
+            }))
+        }
+        .instrument(span)
+        .await
     }
 
     async fn stop_provider(
@@ -468,6 +509,21 @@ impl pb::provider_server::Provider for ProviderService {
         Ok(Response::new(pb::stop_provider::Response {
             error: String::new(),
         }))
+    }
+}
+
+impl ProviderService {
+    fn data_source(
+        &self,
+        type_name: &str,
+    ) -> Result<(&Arc<dyn crate::data_source::DataSource>, &Type), Diagnostic> {
+        match (
+            self.provider.data_source(type_name),
+            self.data_schemas.get(type_name),
+        ) {
+            (Some(d), Some((_, t))) => Ok((d, t)),
+            _ => Err(unknown_data_source(type_name)),
+        }
     }
 }
 

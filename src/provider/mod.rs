@@ -5,6 +5,7 @@ pub mod config;
 
 use crate::context::{Context, SdkEc2Factory};
 use crate::cty::Value;
+use crate::data_source::DataSource;
 use crate::diag::Diagnostics;
 use crate::resource::Resource;
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use std::sync::{Arc, RwLock};
 
 pub struct Provider {
     resources: BTreeMap<&'static str, Arc<dyn Resource>>,
+    data_sources: BTreeMap<&'static str, Arc<dyn DataSource>>,
     ctx: RwLock<Context>,
     cancel: Arc<crate::context::Cancel>,
 }
@@ -28,6 +30,10 @@ impl Provider {
         Provider {
             cancel: ctx.cancel.clone(),
             resources: resources.into_iter().map(|r| (r.type_name(), r)).collect(),
+            data_sources: crate::data_sources::all()
+                .into_iter()
+                .map(|d| (d.type_name(), d))
+                .collect(),
             ctx: RwLock::new(ctx),
         }
     }
@@ -38,6 +44,14 @@ impl Provider {
 
     pub fn resource(&self, type_name: &str) -> Option<&Arc<dyn Resource>> {
         self.resources.get(type_name)
+    }
+
+    pub fn data_sources(&self) -> impl Iterator<Item = &Arc<dyn DataSource>> {
+        self.data_sources.values()
+    }
+
+    pub fn data_source(&self, type_name: &str) -> Option<&Arc<dyn DataSource>> {
+        self.data_sources.get(type_name)
     }
 
     /// Applies a provider configuration. Never contacts a cloud: credentials are checked lazily
