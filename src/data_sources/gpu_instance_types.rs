@@ -41,18 +41,7 @@ impl DataSource for GpuInstanceTypes {
 
     fn validate(&self, c: &Value) -> Diagnostics {
         let mut d = Diagnostics::new();
-        if let Some(a) = c.get("accelerator").as_str() {
-            if catalog::accelerator_min_cuda(a).is_none() {
-                d.attr_error(
-                    AttrPath::attr("accelerator"),
-                    "Unknown accelerator type",
-                    format!(
-                        "{a:?} is not a known accelerator; use one of {}.",
-                        catalog::accelerator_names().join(", ")
-                    ),
-                );
-            }
-        }
+        catalog::checks::accelerator(c.get("accelerator"), AttrPath::attr("accelerator"), &mut d);
         if c.get("gpus_per_node").as_i64().is_some_and(|n| n < 1) {
             d.attr_error(
                 AttrPath::attr("gpus_per_node"),
@@ -60,15 +49,11 @@ impl DataSource for GpuInstanceTypes {
                 "gpus_per_node must be at least 1.",
             );
         }
-        if let Some(ct) = c.get("capacity_type").as_str() {
-            if ct != "on_demand" && ct != "spot" {
-                d.attr_error(
-                    AttrPath::attr("capacity_type"),
-                    "Invalid capacity_type",
-                    format!("{ct:?} is not a capacity type; use \"on_demand\" or \"spot\"."),
-                );
-            }
-        }
+        catalog::checks::capacity_type(
+            c.get("capacity_type"),
+            AttrPath::attr("capacity_type"),
+            &mut d,
+        );
         d
     }
 

@@ -191,6 +191,60 @@ pub fn known_cuda_versions() -> Vec<String> {
         .collect()
 }
 
+/// Checks shared by every argument that names catalog entries, so a pool, an endpoint and the
+/// catalog data source word the same mistake the same way. Unknown or null values pass.
+pub mod checks {
+    use crate::cty::Value;
+    use crate::diag::{AttrPath, Diagnostics};
+
+    /// An accelerator name; returns it when known.
+    pub fn accelerator<'a>(v: &'a Value, path: AttrPath, d: &mut Diagnostics) -> Option<&'a str> {
+        let a = v.as_str()?;
+        if super::accelerator_min_cuda(a).is_some() {
+            return Some(a);
+        }
+        d.attr_error(
+            path,
+            "Unknown accelerator type",
+            format!(
+                "{a:?} is not a known accelerator; use one of {}.",
+                super::accelerator_names().join(", ")
+            ),
+        );
+        None
+    }
+
+    /// A CUDA toolkit version; returns it parsed when known.
+    pub fn cuda(v: &Value, path: AttrPath, d: &mut Diagnostics) -> Option<(u32, u32)> {
+        let s = v.as_str()?;
+        let p = super::parse_cuda(s).filter(|p| super::cuda_min_driver(*p).is_some());
+        if p.is_none() {
+            d.attr_error(
+                path,
+                "Unknown CUDA version",
+                format!(
+                    "{s:?} is not a CUDA toolkit paved knows; use one of {}.",
+                    super::known_cuda_versions().join(", ")
+                ),
+            );
+        }
+        p
+    }
+
+    /// `on_demand` or `spot`.
+    pub fn capacity_type(v: &Value, path: AttrPath, d: &mut Diagnostics) {
+        if let Some(ct) = v.as_str() {
+            if ct != "on_demand" && ct != "spot" {
+                d.attr_error(
+                    path,
+                    "Invalid capacity_type",
+                    format!("{ct:?} is not a capacity type; use \"on_demand\" or \"spot\"."),
+                );
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,15 +68,7 @@ fn cloud(c: &Value, d: &mut Diagnostics) {
             );
         }
     }
-    if let Some(ct) = c.get("capacity_type").as_str() {
-        if ct != "on_demand" && ct != "spot" {
-            d.attr_error(
-                AttrPath::attr("capacity_type"),
-                "Invalid capacity_type",
-                format!("{ct:?} is not a capacity type; use \"on_demand\" or \"spot\"."),
-            );
-        }
-    }
+    catalog::checks::capacity_type(c.get("capacity_type"), AttrPath::attr("capacity_type"), d);
 }
 
 fn hardware(c: &Value, d: &mut Diagnostics) {
@@ -90,14 +82,12 @@ fn hardware(c: &Value, d: &mut Diagnostics) {
             format!("Add an accelerator block (type = one of {ACCELERATOR_HINT}) or set instance_types."),
         );
     }
-    if let Some(t) = accel_type {
-        if catalog::accelerator_min_cuda(t).is_none() {
-            d.attr_error(
-                AttrPath::attr("accelerator").then("type"),
-                "Unknown accelerator type",
-                format!("{t:?} is not a known accelerator; use one of {ACCELERATOR_HINT}."),
-            );
-        } else if let Some(n) = accel.get("count").as_i64() {
+    if let Some(t) = catalog::checks::accelerator(
+        accel.get("type"),
+        AttrPath::attr("accelerator").then("type"),
+        d,
+    ) {
+        if let Some(n) = accel.get("count").as_i64() {
             if types.is_null() && catalog::types_for(t, n).is_empty() {
                 d.attr_error(
                     AttrPath::attr("accelerator").then("count"),
@@ -202,22 +192,8 @@ fn nodes(c: &Value, d: &mut Diagnostics) {
 }
 
 fn versions(c: &Value, d: &mut Diagnostics) {
-    let cuda_v = c.get("cuda_version").as_str();
     let driver_v = c.get("driver_version").as_str();
-    let cuda = cuda_v.and_then(|v| {
-        let p = catalog::parse_cuda(v).filter(|p| catalog::cuda_min_driver(*p).is_some());
-        if p.is_none() {
-            d.attr_error(
-                AttrPath::attr("cuda_version"),
-                "Unknown CUDA version",
-                format!(
-                    "{v:?} is not a CUDA toolkit paved knows; use one of {}.",
-                    catalog::known_cuda_versions().join(", ")
-                ),
-            );
-        }
-        p
-    });
+    let cuda = catalog::checks::cuda(c.get("cuda_version"), AttrPath::attr("cuda_version"), d);
     let driver = driver_v.and_then(|v| {
         let p = catalog::parse_driver(v);
         if p.is_none() {

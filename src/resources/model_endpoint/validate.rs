@@ -53,21 +53,7 @@ pub fn validate(c: &Value) -> Diagnostics {
         }
     }
     let cuda = c.get("runtime").get("cuda_version");
-    if let Some(v) = cuda.as_str() {
-        if catalog::parse_cuda(v)
-            .and_then(catalog::cuda_min_driver)
-            .is_none()
-        {
-            d.attr_error(
-                AttrPath::attr("runtime").then("cuda_version"),
-                "Unknown CUDA version",
-                format!(
-                    "{v:?} is not a CUDA toolkit paved knows; use one of {}.",
-                    catalog::known_cuda_versions().join(", ")
-                ),
-            );
-        }
-    }
+    catalog::checks::cuda(cuda, AttrPath::attr("runtime").then("cuda_version"), &mut d);
     if let Some(g) = c.get("resources").get("gpus").as_i64() {
         if g < 0 {
             d.attr_error(
