@@ -291,7 +291,13 @@ pub async fn create(ctx: &Context, planned: &Value) -> Result<Value, ApplyError>
         .get("team")
         .as_str()
         .ok_or_else(|| spec::unknown_at_apply("team"))?;
-    let pool_id = new_pool_id();
+    // A caller that must survive its own crash (the Crossplane front end) chooses the ID and
+    // records it before calling create; Terraform plans the ID unknown and we pick one.
+    let pool_id = planned
+        .get("id")
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(new_pool_id);
     let user_data = bootstrap::render(&pool_id, &spec, team, planned.get("project").as_str());
     let lt_id = ops
         .ec2
