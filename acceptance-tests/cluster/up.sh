@@ -269,6 +269,7 @@ start kube-controller-manager \
   --service-cluster-ip-range="$SERVICE_CIDR" \
   --cluster-name=paved-local \
   --leader-elect=false \
+  --enable-hostpath-provisioner=true \
   --profiling=false \
   --v=1
 
@@ -301,6 +302,9 @@ HOME="$C/kwok-home" start kwok \
 
 # The simulated nodes (kubectl apply: creates the missing ones, leaves existing ones alone).
 kc apply -f "$here/nodes.yaml" >/dev/null
+# Storage: the controller-manager's built-in hostPath provisioner (--enable-hostpath-provisioner)
+# binds every PersistentVolumeClaim, so StatefulSets with volume claim templates really run.
+kc apply -f "$here/storage.yaml" >/dev/null
 
 CURL_K=(curl -fsS -k --max-time 5)
 wait_for "kube-controller-manager /healthz" kube-controller-manager "${CURL_K[@]}" "https://127.0.0.1:$KCM_PORT/healthz"

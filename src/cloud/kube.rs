@@ -25,6 +25,7 @@ pub enum Kind {
     Deployment,
     ReplicaSet,
     StatefulSet,
+    PersistentVolumeClaim,
     Pod,
     HorizontalPodAutoscaler,
     PodDisruptionBudget,
@@ -45,6 +46,9 @@ impl Kind {
             Kind::Deployment => ApiResource::erase::<k::apps::v1::Deployment>(&()),
             Kind::ReplicaSet => ApiResource::erase::<k::apps::v1::ReplicaSet>(&()),
             Kind::StatefulSet => ApiResource::erase::<k::apps::v1::StatefulSet>(&()),
+            Kind::PersistentVolumeClaim => {
+                ApiResource::erase::<k::core::v1::PersistentVolumeClaim>(&())
+            }
             Kind::Pod => ApiResource::erase::<k::core::v1::Pod>(&()),
             Kind::HorizontalPodAutoscaler => {
                 ApiResource::erase::<k::autoscaling::v2::HorizontalPodAutoscaler>(&())
@@ -68,6 +72,7 @@ impl Kind {
             Kind::Deployment => "Deployment",
             Kind::ReplicaSet => "ReplicaSet",
             Kind::StatefulSet => "StatefulSet",
+            Kind::PersistentVolumeClaim => "PersistentVolumeClaim",
             Kind::Pod => "Pod",
             Kind::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
             Kind::PodDisruptionBudget => "PodDisruptionBudget",

@@ -3,6 +3,8 @@
 pub mod common;
 pub mod gpu_compute_pool;
 pub mod model_endpoint;
+pub mod vector_db;
+pub mod workload;
 
 use crate::resource::Resource;
 use std::sync::Arc;
@@ -11,5 +13,6 @@ pub fn all() -> Vec<Arc<dyn Resource>> {
     vec![
         Arc::new(gpu_compute_pool::GpuComputePool),
         Arc::new(model_endpoint::ModelEndpoint),
+        Arc::new(vector_db::VectorDb),
     ]
 }

@@ -5,7 +5,8 @@
 use super::spec::EndpointSpec;
 use serde_json::{json, Map, Value as Json};
 
-pub const SPEC_ANNOTATION: &str = "paved.dev/spec";
+pub use crate::resources::workload::SPEC_ANNOTATION;
+use crate::resources::workload::{self, label_value};
 pub const VERSION_ANNOTATION: &str = "paved.dev/model-version";
 pub const URI_ANNOTATION: &str = "paved.dev/model-uri";
 
@@ -31,33 +32,9 @@ pub fn deployment_name(s: &EndpointSpec, t: Track) -> String {
     }
 }
 
-/// A label value Kubernetes accepts, or None (model versions may contain characters it refuses).
-fn label_value(v: &str) -> Option<String> {
-    let ok = v.len() <= 63
-        && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        && v.chars().next().is_none_or(|c| c.is_ascii_alphanumeric())
-        && v.chars().last().is_none_or(|c| c.is_ascii_alphanumeric());
-    ok.then(|| v.to_string())
-}
-
 pub fn labels(s: &EndpointSpec) -> Map<String, Json> {
-    let mut m = Map::new();
-    m.insert("app.kubernetes.io/name".into(), json!(s.name));
-    m.insert("app.kubernetes.io/instance".into(), json!(s.name));
-    m.insert(
-        "app.kubernetes.io/component".into(),
-        json!("model-endpoint"),
-    );
-    m.insert("app.kubernetes.io/part-of".into(), json!("paved"));
-    m.insert("app.kubernetes.io/managed-by".into(), json!("paved"));
+    let mut m = workload::labels("model-endpoint", &s.name, &s.team, s.project.as_deref());
     m.insert("paved.dev/endpoint".into(), json!(s.name));
-    if let Some(t) = label_value(&s.team) {
-        m.insert("paved.dev/team".into(), json!(t));
-    }
-    if let Some(p) = s.project.as_deref().and_then(label_value) {
-        m.insert("paved.dev/project".into(), json!(p));
-    }
     m
 }
 
@@ -305,10 +282,4 @@ mod tests {
         );
     }
 
-    #[test]
-    fn odd_versions_do_not_become_invalid_labels() {
-        assert_eq!(label_value("v1.2"), Some("v1.2".into()));
-        assert_eq!(label_value("sha256:abc"), None);
-        assert_eq!(label_value(&"a".repeat(64)), None);
-    }
 }

@@ -3,7 +3,6 @@
 
 mod manifests;
 mod ops;
-mod rollout;
 pub mod schema;
 mod spec;
 mod validate;

@@ -1,12 +1,12 @@
 //! Apply, observe and delete an endpoint's objects on Kubernetes, with rollout waiting and
 //! automatic rollback.
 
-use super::manifests::{self, Track, SPEC_ANNOTATION, URI_ANNOTATION, VERSION_ANNOTATION};
-use super::rollout::{self, Progress, WaitError};
+use super::manifests::{self, Track, URI_ANNOTATION, VERSION_ANNOTATION};
+use crate::resources::workload::{self as rollout, Progress, WaitError};
 use super::spec::EndpointSpec;
 use crate::cloud::kube::{Kind, KubeApi};
 use crate::context::Context;
-use crate::cty::{self, Value};
+use crate::cty::Value;
 use crate::error::{ApplyError, ResourceError};
 use serde_json::Value as Json;
 use std::time::{Duration, Instant};
@@ -23,20 +23,7 @@ pub const COMPUTED: [&str; 6] = [
 
 /// The configured arguments as JSON, stored on the stable Deployment for import.
 fn spec_annotation(planned: &Value) -> Result<String, ResourceError> {
-    let mut args = planned.clone();
-    for k in COMPUTED {
-        args.set_attr(k, Value::Null);
-    }
-    let t = super::schema::schema().implied_type();
-    cty::json::encode(&args, &t)
-        .map(|j| j.to_string())
-        .map_err(|e| {
-            ResourceError::invalid(
-                crate::diag::AttrPath::root(),
-                "Value not known at apply time",
-                e.to_string(),
-            )
-        })
+    rollout::encode_args(&super::schema::schema(), planned, &COMPUTED)
 }
 
 const ALL_KINDS: [Kind; 5] = [
@@ -96,12 +83,14 @@ async fn wait_rollout(
     let (stable, canary) = s.split();
     for (t, n) in [(Track::Stable, stable), (Track::Canary, canary)] {
         if n > 0 || t == Track::Stable {
-            rollout::wait_available(
+            rollout::wait_for(
                 kube,
+                Kind::Deployment,
                 &s.namespace,
                 &manifests::deployment_name(s, t),
                 deadline,
                 &ctx.cancel,
+                rollout::deployment_progress,
             )
             .await?;
         }
@@ -112,12 +101,10 @@ async fn wait_rollout(
 fn describe(e: &WaitError) -> String {
     match e {
         WaitError::Failed {
-            deployment,
+            object,
             condition,
             message,
-        } => {
-            format!("Deployment {deployment} failed its rollout: condition {condition}: {message}")
-        }
+        } => format!("{object} failed its rollout: condition {condition}: {message}"),
         WaitError::Other(e) => e.to_string(),
     }
 }
@@ -274,7 +261,7 @@ fn served(dep: &Json) -> String {
     let version = ann(dep, VERSION_ANNOTATION).unwrap_or("unknown");
     let rev = ann(dep, "deployment.kubernetes.io/revision").unwrap_or("?");
     let mut s = format!("{version} (revision {rev})");
-    match rollout::progress(dep) {
+    match rollout::deployment_progress(dep) {
         Progress::Complete => {}
         Progress::Waiting(_) => s.push_str(" rolling out"),
         Progress::Failed { .. } => s.push_str(" degraded"),
@@ -343,7 +330,7 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Value>, Reso
 
     let mut revision = served(&stable);
     let mut ready = stable["status"]["readyReplicas"].as_i64().unwrap_or(0);
-    let mut progresses = vec![rollout::progress(&stable)];
+    let mut progresses = vec![rollout::deployment_progress(&stable)];
     if let Some(c) = &canary {
         let total = stable["spec"]["replicas"].as_i64().unwrap_or(0)
             + c["spec"]["replicas"].as_i64().unwrap_or(0);
@@ -354,7 +341,7 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Value>, Reso
             total
         );
         ready += c["status"]["readyReplicas"].as_i64().unwrap_or(0);
-        progresses.push(rollout::progress(c));
+        progresses.push(rollout::deployment_progress(c));
     }
     let status = if progresses
         .iter()
@@ -411,27 +398,13 @@ pub async fn delete(ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
 /// Import by `namespace/name`: the arguments come from the spec annotation paved wrote on the
 /// stable Deployment; `read` then adds what the cluster reports.
 pub async fn import(ctx: &Context, id: &str) -> Result<Value, ResourceError> {
-    let (ns, name) = id.split_once('/').ok_or_else(|| {
-        ResourceError::invalid(
-            crate::diag::AttrPath::root(),
-            "Invalid import ID",
-            format!("{id:?} is not NAMESPACE/NAME."),
-        )
-    })?;
+    let (ns, name) = rollout::split_id(id)?;
     let dep = ctx
         .kube()?
         .get(Kind::Deployment, ns, name)
         .await?
         .ok_or_else(|| ResourceError::NotFound(format!("model endpoint {ns}/{name}")))?;
-    let raw = ann(&dep, SPEC_ANNOTATION)
-        .ok_or_else(|| ResourceError::NotFound(format!("paved's {SPEC_ANNOTATION} annotation on Deployment {ns}/{name} (was it created by paved?)")))?;
-    let json: Json = serde_json::from_str(raw).map_err(|e| {
-        ResourceError::NotFound(format!("a readable {SPEC_ANNOTATION} annotation ({e})"))
-    })?;
-    let t = super::schema::schema().implied_type();
-    let mut v = cty::json::decode_lenient_unknown_attrs(&json, &t).map_err(|e| {
-        ResourceError::NotFound(format!("a readable {SPEC_ANNOTATION} annotation ({e})"))
-    })?;
+    let mut v = rollout::decode_args(&super::schema::schema(), &dep, &format!("Deployment {ns}/{name}"))?;
     v.set_attr("id", Value::string(format!("{ns}/{name}")));
     Ok(v)
 }

@@ -1,0 +1,385 @@
+//! The Kubernetes objects behind one vector database, as JSON for server-side apply. Security
+//! defaults are not options: non-root pods with read-only root file systems, no service account
+//! token, a generated credential in a Secret, and ingress only from the owning (or listed) teams.
+
+use super::engine::{self, Engine, AWS_CLI_IMAGE, CURL_IMAGE};
+use super::spec::VectorDbSpec;
+use crate::resources::workload::{self, SPEC_ANNOTATION};
+use serde_json::{json, Map, Value as Json};
+
+pub const ROLE_LABEL: &str = "paved.dev/role";
+pub const DB_LABEL: &str = "paved.dev/vector-db";
+
+pub fn labels(s: &VectorDbSpec) -> Map<String, Json> {
+    let mut m = workload::labels("vector-db", &s.name, &s.team, s.project.as_deref());
+    m.insert(DB_LABEL.into(), json!(s.name));
+    m.insert("paved.dev/engine".into(), json!(s.engine.name()));
+    m
+}
+
+fn with_role(s: &VectorDbSpec, role: &str) -> Map<String, Json> {
+    let mut m = labels(s);
+    m.insert(ROLE_LABEL.into(), json!(role));
+    m
+}
+
+fn meta(s: &VectorDbSpec, name: &str) -> Json {
+    json!({"name": name, "namespace": s.namespace, "labels": labels(s)})
+}
+
+fn engine_selector(s: &VectorDbSpec) -> Json {
+    json!({DB_LABEL: s.name, ROLE_LABEL: "engine"})
+}
+
+/// Connection details clients mount; `key` is the API key (qdrant) or password (pgvector).
+pub fn secret(s: &VectorDbSpec, key: &str) -> Json {
+    let port = s.engine.port();
+    let mut data = json!({"endpoint": s.host(), "port": port.to_string(), "api-key": key, "engine": s.engine.name()});
+    if s.engine == Engine::Pgvector {
+        data["username"] = json!("paved");
+        data["database"] = json!("paved");
+        data["password"] = json!(key);
+        data["uri"] = json!(format!("postgresql://paved:{key}@{}:{port}/paved", s.host()));
+    } else {
+        data["url"] = json!(format!("http://{}:{port}", s.host()));
+    }
+    json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": meta(s, &s.secret_name()),
+        "type": "Opaque",
+        "stringData": data
+    })
+}
+
+pub fn config_map(s: &VectorDbSpec) -> Json {
+    json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": meta(s, &s.config_map_name()),
+        "data": {
+            "bootstrap.sh": engine::bootstrap_script(s.engine, &s.collections),
+            "bootstrap.sql": engine::pgvector_sql(&s.collections),
+            "backup.sh": engine::backup_dump_script(s.engine, &s.collections)
+        }
+    })
+}
+
+fn ports(s: &VectorDbSpec) -> Vec<Json> {
+    match s.engine {
+        Engine::Qdrant => vec![
+            json!({"name": "http", "port": 6333, "targetPort": 6333, "protocol": "TCP"}),
+            json!({"name": "grpc", "port": 6334, "targetPort": 6334, "protocol": "TCP"}),
+        ],
+        Engine::Pgvector => vec![json!({"name": "postgres", "port": 5432, "targetPort": 5432, "protocol": "TCP"})],
+    }
+}
+
+pub fn client_service(s: &VectorDbSpec) -> Json {
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": meta(s, &s.name),
+        "spec": {"type": "ClusterIP", "selector": engine_selector(s), "ports": ports(s)}
+    })
+}
+
+/// Stable per-replica DNS names (`name-0.name-headless`) for clustering and replication.
+pub fn headless_service(s: &VectorDbSpec) -> Json {
+    let mut p = ports(s);
+    if s.engine == Engine::Qdrant {
+        p.push(json!({"name": "p2p", "port": 6335, "targetPort": 6335, "protocol": "TCP"}));
+    }
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": meta(s, &s.headless()),
+        "spec": {"clusterIP": "None", "publishNotReadyAddresses": true, "selector": engine_selector(s), "ports": p}
+    })
+}
+
+pub fn network_policy(s: &VectorDbSpec) -> Json {
+    let mut teams = vec![s.team.clone()];
+    teams.extend(s.allowed_teams.iter().filter(|t| **t != s.team).cloned());
+    let client_ports: Vec<Json> = ports(s).iter().map(|p| json!({"protocol": "TCP", "port": p["port"]})).collect();
+    json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": meta(s, &s.name),
+        "spec": {
+            "podSelector": {"matchLabels": engine_selector(s)},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {"from": [{"namespaceSelector": {}, "podSelector": {"matchExpressions": [
+                    {"key": "paved.dev/team", "operator": "In", "values": teams}]}}],
+                 "ports": client_ports},
+                // Replicas talk to each other (qdrant consensus and shard transfer).
+                {"from": [{"podSelector": {"matchLabels": engine_selector(s)}}]}
+            ]
+        }
+    })
+}
+
+pub fn pod_disruption_budget(s: &VectorDbSpec) -> Json {
+    json!({
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": meta(s, &s.name),
+        "spec": {"selector": {"matchLabels": engine_selector(s)}, "maxUnavailable": 1}
+    })
+}
+
+fn key_ref(s: &VectorDbSpec) -> Json {
+    json!({"secretKeyRef": {"name": s.secret_name(), "key": "api-key"}})
+}
+
+/// Environment that lets engine tools (psql, pg_dump, curl scripts) reach the database.
+fn client_env(s: &VectorDbSpec) -> Vec<Json> {
+    match s.engine {
+        Engine::Pgvector => vec![
+            json!({"name": "PGHOST", "value": s.host()}),
+            json!({"name": "PGPORT", "value": "5432"}),
+            json!({"name": "PGUSER", "value": "paved"}),
+            json!({"name": "PGDATABASE", "value": "paved"}),
+            json!({"name": "PGPASSWORD", "valueFrom": key_ref(s)}),
+        ],
+        Engine::Qdrant => vec![
+            json!({"name": "QDRANT_URL", "value": format!("http://{}:6333", s.host())}),
+            json!({"name": "QDRANT_API_KEY", "valueFrom": key_ref(s)}),
+        ],
+    }
+}
+
+fn container_security() -> Json {
+    json!({"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}})
+}
+
+fn pod_security(uid: i64) -> Json {
+    json!({"runAsNonRoot": true, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid, "seccompProfile": {"type": "RuntimeDefault"}})
+}
+
+pub fn statefulset(s: &VectorDbSpec, spec_annotation: &str) -> Json {
+    let e = s.engine;
+    let (env, probe_ready, probe_live, extra_mounts, extra_volumes, command) = match e {
+        Engine::Qdrant => {
+            let mut env = vec![
+                json!({"name": "QDRANT__SERVICE__API_KEY", "valueFrom": key_ref(s)}),
+                json!({"name": "QDRANT__STORAGE__SNAPSHOTS_PATH", "value": "/qdrant/snapshots"}),
+                json!({"name": "QDRANT__TELEMETRY_DISABLED", "value": "true"}),
+            ];
+            let mut command = Json::Null;
+            if s.replicas > 1 {
+                env.push(json!({"name": "QDRANT__CLUSTER__ENABLED", "value": "true"}));
+                // Replica 0 starts the Raft cluster; the others join it by its stable name.
+                let peer = format!("{}.{}", "$(hostname)", s.headless());
+                command = json!(["sh", "-c", format!(
+                    "if [ \"${{HOSTNAME##*-}}\" = 0 ]; then exec ./entrypoint.sh --uri http://{peer}:6335; else exec ./entrypoint.sh --bootstrap http://{}-0.{}:6335 --uri http://{peer}:6335; fi",
+                    s.name, s.headless())]);
+            }
+            (
+                env,
+                json!({"httpGet": {"path": "/readyz", "port": 6333}, "periodSeconds": 5}),
+                json!({"httpGet": {"path": "/livez", "port": 6333}, "periodSeconds": 10, "failureThreshold": 6}),
+                vec![json!({"name": "snapshots", "mountPath": "/qdrant/snapshots"})],
+                vec![json!({"name": "snapshots", "emptyDir": {}})],
+                command,
+            )
+        }
+        Engine::Pgvector => (
+            vec![
+                json!({"name": "POSTGRES_USER", "value": "paved"}),
+                json!({"name": "POSTGRES_DB", "value": "paved"}),
+                json!({"name": "POSTGRES_PASSWORD", "valueFrom": key_ref(s)}),
+                json!({"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"}),
+            ],
+            json!({"exec": {"command": ["pg_isready", "-U", "paved", "-d", "paved"]}, "periodSeconds": 5}),
+            json!({"exec": {"command": ["pg_isready", "-U", "paved", "-d", "paved"]}, "periodSeconds": 10, "failureThreshold": 6}),
+            vec![json!({"name": "run", "mountPath": "/var/run/postgresql"})],
+            vec![json!({"name": "run", "emptyDir": {}})],
+            Json::Null,
+        ),
+    };
+    let mut mounts = vec![json!({"name": "data", "mountPath": e.data_path()}), json!({"name": "tmp", "mountPath": "/tmp"})];
+    mounts.extend(extra_mounts);
+    let mut volumes = vec![json!({"name": "tmp", "emptyDir": {}})];
+    volumes.extend(extra_volumes);
+    let container_ports: Vec<Json> = ports(s)
+        .iter()
+        .map(|p| json!({"name": p["name"], "containerPort": p["port"], "protocol": "TCP"}))
+        .collect();
+    let mut container = json!({
+        "name": e.name(),
+        "image": s.image,
+        "ports": container_ports,
+        "env": env,
+        "resources": {"requests": {"cpu": s.cpu, "memory": s.memory}, "limits": {"memory": s.memory}},
+        "readinessProbe": probe_ready,
+        "livenessProbe": probe_live,
+        "securityContext": container_security(),
+        "volumeMounts": mounts
+    });
+    if !command.is_null() {
+        container["command"] = command;
+    }
+    let mut claim = json!({
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": s.storage_size}}
+    });
+    if let Some(c) = &s.storage_class {
+        claim["storageClassName"] = json!(c);
+    }
+    let mut ann = Map::new();
+    ann.insert(SPEC_ANNOTATION.into(), json!(spec_annotation));
+    ann.insert("paved.dev/engine-version".into(), json!(s.version));
+    json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": s.name, "namespace": s.namespace, "labels": labels(s), "annotations": ann},
+        "spec": {
+            "serviceName": s.headless(),
+            "replicas": s.replicas,
+            "podManagementPolicy": "Parallel",
+            "selector": {"matchLabels": engine_selector(s)},
+            // Destroying the database destroys its volumes; scaling down keeps them.
+            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"},
+            "template": {
+                "metadata": {"labels": with_role(s, "engine")},
+                "spec": {
+                    "automountServiceAccountToken": false,
+                    "securityContext": pod_security(e.uid()),
+                    "containers": [container],
+                    "volumes": volumes
+                }
+            },
+            "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": labels(s)}, "spec": claim}]
+        }
+    })
+}
+
+fn script_pod(s: &VectorDbSpec, role: &str, image: &str, script: &str, restart: &str) -> Json {
+    let uid = if image == CURL_IMAGE { 100 } else { s.engine.uid() };
+    json!({
+        "metadata": {"labels": with_role(s, role)},
+        "spec": {
+            "restartPolicy": restart,
+            "automountServiceAccountToken": false,
+            "securityContext": pod_security(uid),
+            "containers": [{
+                "name": role,
+                "image": image,
+                "command": ["sh", format!("/bootstrap/{script}")],
+                "env": client_env(s),
+                "securityContext": container_security(),
+                "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+                "volumeMounts": [{"name": "scripts", "mountPath": "/bootstrap", "readOnly": true},
+                                  {"name": "tmp", "mountPath": "/tmp"}]
+            }],
+            "volumes": [{"name": "scripts", "configMap": {"name": s.config_map_name()}}, {"name": "tmp", "emptyDir": {}}]
+        }
+    })
+}
+
+fn tool_image(s: &VectorDbSpec) -> &str {
+    match s.engine {
+        Engine::Pgvector => &s.image,
+        Engine::Qdrant => CURL_IMAGE,
+    }
+}
+
+/// Creates the collections once the engine is ready.
+pub fn bootstrap_job(s: &VectorDbSpec) -> Json {
+    json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": s.bootstrap_job_name(), "namespace": s.namespace, "labels": with_role(s, "bootstrap")},
+        "spec": {
+            "backoffLimit": 4,
+            "activeDeadlineSeconds": 600,
+            "template": script_pod(s, "bootstrap", tool_image(s), "bootstrap.sh", "Never")
+        }
+    })
+}
+
+/// Dumps (pgvector) or snapshots (qdrant) into a scratch volume, then copies it to S3.
+pub fn backup_cron_job(s: &VectorDbSpec, schedule: &str, destination: &str) -> Json {
+    let mut pod = script_pod(s, "backup", tool_image(s), "backup.sh", "OnFailure");
+    let dump = pod["spec"]["containers"][0].take();
+    let mut dump = dump;
+    dump["volumeMounts"].as_array_mut().map(|m| m.push(json!({"name": "backup", "mountPath": "/backup"})));
+    pod["spec"]["initContainers"] = json!([dump]);
+    pod["spec"]["volumes"].as_array_mut().map(|v| v.push(json!({"name": "backup", "emptyDir": {}})));
+    pod["spec"]["containers"] = json!([{
+        "name": "upload",
+        "image": AWS_CLI_IMAGE,
+        "command": ["sh", "-c", "aws s3 cp --recursive /backup \"$DESTINATION/$(date -u +%Y%m%dT%H%M%SZ)/\""],
+        "env": [{"name": "DESTINATION", "value": destination.trim_end_matches('/')}, {"name": "HOME", "value": "/tmp"}],
+        "securityContext": container_security(),
+        "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+        "volumeMounts": [{"name": "backup", "mountPath": "/backup", "readOnly": true}, {"name": "tmp", "mountPath": "/tmp"}]
+    }]);
+    pod["spec"]["securityContext"]["runAsUser"] = json!(s.engine.uid());
+    json!({
+        "apiVersion": "batch/v1", "kind": "CronJob",
+        "metadata": meta(s, &s.backup_name()),
+        "spec": {
+            "schedule": schedule,
+            "concurrencyPolicy": "Forbid",
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {"spec": {"backoffLimit": 2, "template": pod}}
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cty::Value;
+
+    fn spec(engine: &str, replicas: i64) -> VectorDbSpec {
+        let mut v = super::super::schema::schema().block.null_object();
+        v.set_attr("name", Value::string("docs"));
+        v.set_attr("namespace", Value::string("ml"));
+        v.set_attr("team", Value::string("search"));
+        v.set_attr("engine", Value::string(engine));
+        v.set_attr("replicas", Value::int(replicas));
+        v.set_attr("allowed_teams", Value::string_list(["ranking"]));
+        VectorDbSpec::from_value(&v)
+    }
+
+    #[test]
+    fn network_policy_admits_the_team_and_listed_teams_only() {
+        let n = network_policy(&spec("qdrant", 1));
+        let from = &n["spec"]["ingress"][0]["from"][0]["podSelector"]["matchExpressions"][0];
+        assert_eq!(from["key"], "paved.dev/team");
+        assert_eq!(from["values"], json!(["search", "ranking"]));
+        assert_eq!(n["spec"]["policyTypes"], json!(["Ingress"]));
+    }
+
+    #[test]
+    fn statefulset_is_locked_down_and_keeps_the_key_out_of_the_manifest() {
+        let s = spec("pgvector", 1);
+        let sts = statefulset(&s, "{}");
+        let pod = &sts["spec"]["template"]["spec"];
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(pod["automountServiceAccountToken"], false);
+        assert_eq!(pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"], true);
+        assert_eq!(sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"], "10Gi");
+        assert_eq!(sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"], "Delete");
+        let env = pod["containers"][0]["env"].as_array().unwrap();
+        let pw = env.iter().find(|e| e["name"] == "POSTGRES_PASSWORD").unwrap();
+        assert!(pw["value"].is_null() && pw["valueFrom"]["secretKeyRef"]["key"] == "api-key");
+    }
+
+    #[test]
+    fn qdrant_clusters_only_with_several_replicas() {
+        let one = statefulset(&spec("qdrant", 1), "{}");
+        assert!(one["spec"]["template"]["spec"]["containers"][0]["command"].is_null());
+        let three = statefulset(&spec("qdrant", 3), "{}");
+        let c = &three["spec"]["template"]["spec"]["containers"][0];
+        assert!(c["command"][2].as_str().unwrap().contains("--bootstrap http://docs-0.docs-headless:6335"));
+        assert!(c["env"].as_array().unwrap().iter().any(|e| e["name"] == "QDRANT__CLUSTER__ENABLED"));
+    }
+
+    #[test]
+    fn bootstrap_job_is_named_after_its_collections() {
+        let mut a = spec("qdrant", 1);
+        let j1 = bootstrap_job(&a)["metadata"]["name"].clone();
+        a.collections.push(super::super::spec::Collection { name: "x".into(), dimension: 3, distance: "cosine".into() });
+        let j2 = bootstrap_job(&a)["metadata"]["name"].clone();
+        assert_ne!(j1, j2);
+        assert_eq!(bootstrap_job(&a)["spec"]["template"]["metadata"]["labels"][ROLE_LABEL], "bootstrap");
+    }
+}

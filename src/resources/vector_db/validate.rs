@@ -1,0 +1,178 @@
+//! Plan-time checks for `paved_vector_db`: everything that would otherwise fail inside the
+//! cluster minutes later (a pgvector index over 2,000 dimensions, a PostgreSQL "cluster" of
+//! independent primaries, an unknown engine version) fails at `terraform validate` instead.
+
+use super::engine::{self, Engine, DISTANCES};
+use crate::cty::Value;
+use crate::diag::{AttrPath, Diagnostics};
+use crate::resources::common::{is_dns_label, validate_timeouts};
+use crate::resources::workload::label_value;
+use std::collections::HashSet;
+
+/// Kubernetes quantities for volumes and memory (`10Gi`, `512Mi`, `1Ti`).
+pub fn is_size(q: &str) -> bool {
+    let digits = q.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &q[digits.len()..];
+    !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) && ["Mi", "Gi", "Ti", "M", "G", "T"].contains(&unit)
+}
+
+/// Five cron fields, each made of digits and `*/,-`.
+pub fn is_cron(s: &str) -> bool {
+    let f: Vec<&str> = s.split_whitespace().collect();
+    f.len() == 5 && f.iter().all(|x| x.chars().all(|c| c.is_ascii_digit() || "*/,-".contains(c)))
+}
+
+pub fn validate(c: &Value) -> Diagnostics {
+    let mut d = Diagnostics::new();
+    for attr in ["name", "namespace"] {
+        if let Some(n) = c.get(attr).as_str() {
+            if !is_dns_label(n) {
+                d.attr_error(AttrPath::attr(attr), "Invalid Kubernetes name", format!("{n:?} must be 1-63 lowercase letters, digits and dashes, starting and ending with a letter or digit."));
+            }
+        }
+    }
+    if let Some(n) = c.get("name").as_str() {
+        if n.len() > 40 || n.starts_with(|ch: char| ch.is_ascii_digit()) {
+            d.attr_error(AttrPath::attr("name"), "Invalid vector database name", format!("{n:?} must start with a letter and be at most 40 characters: the StatefulSet's pods and volume claims append their own suffixes."));
+        }
+    }
+    let engine = match c.get("engine").as_str() {
+        Some(e) => match Engine::parse(e) {
+            Some(e) => Some(e),
+            None => {
+                let known: Vec<&str> = Engine::ALL.iter().map(|e| e.name()).collect();
+                d.attr_error(AttrPath::attr("engine"), "Unknown engine", format!("{e:?} is not an engine paved runs; use one of: {}.", known.join(", ")));
+                None
+            }
+        },
+        None => None,
+    };
+    if let (Some(e), Some(v)) = (engine, c.get("engine_version").as_str()) {
+        if !e.versions().contains(&v) {
+            d.attr_error(AttrPath::attr("engine_version"), "Unknown engine version", format!("paved has no pinned image for {} {v}; use one of: {} (or leave engine_version out for {}).", e.name(), e.versions().join(", "), e.default_version()));
+        }
+    }
+    if let Some(r) = c.get("replicas").as_i64() {
+        if r < 1 {
+            d.attr_error(AttrPath::attr("replicas"), "Invalid replica count", "replicas must be 1 or more.");
+        } else if r > 1 && engine.is_some_and(|e| !e.clusters()) {
+            d.attr_error(AttrPath::attr("replicas"), "Engine does not cluster", format!("{} runs a single PostgreSQL primary; {r} replicas would be independent databases with diverging data. Use replicas = 1, or engine = \"qdrant\", which clusters.", engine.map_or("", |e| e.name())));
+        }
+    }
+    for t in c.get("allowed_teams").elements() {
+        if let Some(t) = t.as_str().filter(|t| label_value(t).is_none()) {
+            d.attr_error(AttrPath::attr("allowed_teams"), "Invalid team name", format!("{t:?} is not a valid label value (1-63 letters, digits, '-', '_' or '.'), so no pod could carry it."));
+        }
+    }
+    let st = c.get("storage");
+    if let Some(q) = st.get("size").as_str().filter(|q| !is_size(q)) {
+        d.attr_error(AttrPath::attr("storage").then("size"), "Invalid size", format!("{q:?} is not a volume size; write it like \"10Gi\" or \"500Mi\"."));
+    }
+    let r = c.get("resources");
+    if let Some(q) = r.get("memory").as_str().filter(|q| !is_size(q)) {
+        d.attr_error(AttrPath::attr("resources").then("memory"), "Invalid memory", format!("{q:?} is not a memory quantity; write it like \"1Gi\" or \"512Mi\"."));
+    }
+    let mut seen = HashSet::new();
+    for (i, col) in c.get("collection").elements().iter().enumerate() {
+        let at = |a: &str| AttrPath::attr("collection").index(i).then(a);
+        if let Some(n) = col.get("name").as_str() {
+            if !seen.insert(n.to_string()) {
+                d.attr_error(at("name"), "Duplicate collection", format!("Collection {n:?} is declared twice."));
+            }
+            if let Some(e) = engine.filter(|e| !engine::valid_collection_name(*e, n)) {
+                let rule = match e {
+                    Engine::Pgvector => "a lowercase SQL identifier (letters, digits, '_', starting with a letter or '_', at most 50 characters)",
+                    Engine::Qdrant => "letters, digits, '-', '_' or '.' (no '/')",
+                };
+                d.attr_error(at("name"), "Invalid collection name", format!("{n:?} is not a valid {} collection name: use {rule}.", e.name()));
+            }
+        }
+        if let Some(dim) = col.get("dimension").as_i64() {
+            if dim < 1 {
+                d.attr_error(at("dimension"), "Invalid dimension", format!("dimension = {dim}: a vector needs at least one dimension."));
+            } else if let Some(e) = engine.filter(|e| dim > e.max_dimension()) {
+                let why = match e {
+                    Engine::Pgvector => format!("pgvector's HNSW and IVFFlat indexes support at most 2,000 dimensions for the vector type, so a {dim}-dimension collection could not be indexed. Use an embedding model with at most 2,000 dimensions (or truncate Matryoshka embeddings), or engine = \"qdrant\"."),
+                    Engine::Qdrant => format!("qdrant supports at most {} dimensions per vector.", e.max_dimension()),
+                };
+                d.attr_error(at("dimension"), "Dimension too large for the engine", why);
+            }
+        }
+        if let Some(x) = col.get("distance").as_str().filter(|x| !DISTANCES.contains(x)) {
+            d.attr_error(at("distance"), "Unknown distance", format!("{x:?} is not a distance; use cosine, dot or euclid."));
+        }
+    }
+    let b = c.get("backup");
+    if let Some(s) = b.get("schedule").as_str().filter(|s| !is_cron(s)) {
+        d.attr_error(AttrPath::attr("backup").then("schedule"), "Invalid schedule", format!("{s:?} is not a cron schedule; write five fields like \"0 3 * * *\" (daily at 03:00)."));
+    }
+    if let Some(u) = b.get("destination").as_str().filter(|u| !u.starts_with("s3://") || u.len() <= 5) {
+        d.attr_error(AttrPath::attr("backup").then("destination"), "Invalid backup destination", format!("{u:?} is not an S3 location; write it like s3://bucket/prefix."));
+    }
+    validate_timeouts(c, &mut d);
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(engine: &str, dims: &[i64]) -> Value {
+        let mut v = super::super::schema::schema().block.null_object();
+        v.set_attr("name", Value::string("docs"));
+        v.set_attr("engine", Value::string(engine));
+        let cols = dims
+            .iter()
+            .enumerate()
+            .map(|(i, d)| Value::object([("name", Value::string(format!("c{i}"))), ("dimension", Value::int(*d)), ("distance", Value::string("cosine"))]))
+            .collect();
+        v.set_attr("collection", Value::List(cols));
+        v
+    }
+
+    fn paths(d: &Diagnostics) -> Vec<String> {
+        d.iter().map(|x| x.path.as_ref().map(|p| p.to_string()).unwrap_or_default()).collect()
+    }
+
+    #[test]
+    fn pgvector_dimensions_stop_at_two_thousand() {
+        assert!(validate(&cfg("pgvector", &[2000])).is_empty());
+        let d = validate(&cfg("pgvector", &[768, 2001]));
+        assert_eq!(paths(&d), vec!["collection[1].dimension"]);
+        assert!(d.0[0].detail.contains("2,000"));
+        assert!(validate(&cfg("qdrant", &[3072])).is_empty());
+        assert_eq!(paths(&validate(&cfg("qdrant", &[0]))), vec!["collection[0].dimension"]);
+    }
+
+    #[test]
+    fn only_clustering_engines_take_several_replicas() {
+        let mut v = cfg("pgvector", &[]);
+        v.set_attr("replicas", Value::int(3));
+        assert_eq!(paths(&validate(&v)), vec!["replicas"]);
+        v.set_attr("engine", Value::string("qdrant"));
+        assert!(validate(&v).is_empty());
+    }
+
+    #[test]
+    fn engine_and_version_must_be_known() {
+        let mut v = cfg("milvus", &[]);
+        assert_eq!(paths(&validate(&v)), vec!["engine"]);
+        v.set_attr("engine", Value::string("qdrant"));
+        v.set_attr("engine_version", Value::string("0.1"));
+        assert_eq!(paths(&validate(&v)), vec!["engine_version"]);
+    }
+
+    #[test]
+    fn unknown_values_are_skipped() {
+        let mut v = cfg("pgvector", &[]);
+        v.set_attr("engine", Value::Unknown);
+        v.set_attr("replicas", Value::int(3));
+        assert!(validate(&v).is_empty());
+    }
+
+    #[test]
+    fn sizes_and_schedules() {
+        assert!(is_size("10Gi") && is_size("500Mi") && !is_size("10GB") && !is_size("Gi"));
+        assert!(is_cron("0 3 * * *") && is_cron("*/15 * * * 1-5") && !is_cron("daily"));
+    }
+}

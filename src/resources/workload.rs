@@ -1,0 +1,337 @@
+//! Kubernetes helpers shared by every resource that runs a workload (model endpoint, vector
+//! database, feature store): the labels that make objects attributable and visible in the
+//! portal, the argument annotation that makes import possible from the cluster alone, and
+//! watch-based waits that end as soon as Kubernetes reports success or failure.
+
+use crate::cloud::kube::{Kind, KubeApi};
+use crate::context::Cancel;
+use crate::cty::{self, Value};
+use crate::diag::AttrPath;
+use crate::error::ResourceError;
+use crate::schema::Schema;
+use serde_json::{json, Map, Value as Json};
+use std::time::{Duration, Instant};
+
+/// Annotation holding the configured arguments (JSON), written on each resource's main object.
+pub const SPEC_ANNOTATION: &str = "paved.dev/spec";
+
+/// A label value Kubernetes accepts, or None (versions and URIs may contain characters it
+/// refuses).
+pub fn label_value(v: &str) -> Option<String> {
+    let ok = v.len() <= 63
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && v.chars().next().is_none_or(|c| c.is_ascii_alphanumeric())
+        && v.chars().last().is_none_or(|c| c.is_ascii_alphanumeric());
+    ok.then(|| v.to_string())
+}
+
+/// Labels on every object paved creates: Kubernetes' recommended labels, cost attribution
+/// (`paved.dev/team`, `paved.dev/project`, `paved.dev/owner`) and `backstage.io/kubernetes-id`,
+/// which the Backstage Kubernetes plugin uses to show an entity's objects.
+pub fn labels(component: &str, name: &str, team: &str, project: Option<&str>) -> Map<String, Json> {
+    let mut m = Map::new();
+    m.insert("app.kubernetes.io/name".into(), json!(name));
+    m.insert("app.kubernetes.io/instance".into(), json!(name));
+    m.insert("app.kubernetes.io/component".into(), json!(component));
+    m.insert("app.kubernetes.io/part-of".into(), json!("paved"));
+    m.insert("app.kubernetes.io/managed-by".into(), json!("paved"));
+    m.insert("backstage.io/kubernetes-id".into(), json!(name));
+    if let Some(t) = label_value(team) {
+        m.insert("paved.dev/team".into(), json!(t));
+        m.insert("paved.dev/owner".into(), json!(t));
+    }
+    if let Some(p) = project.and_then(label_value) {
+        m.insert("paved.dev/project".into(), json!(p));
+    }
+    m
+}
+
+/// The configured arguments as JSON (computed attributes blanked), for [`SPEC_ANNOTATION`].
+pub fn encode_args(schema: &Schema, planned: &Value, computed: &[&str]) -> Result<String, ResourceError> {
+    let mut args = planned.clone();
+    for k in computed {
+        args.set_attr(k, Value::Null);
+    }
+    cty::json::encode(&args, &schema.implied_type())
+        .map(|j| j.to_string())
+        .map_err(|e| ResourceError::invalid(AttrPath::root(), "Value not known at apply time", e.to_string()))
+}
+
+/// Rebuilds the arguments from a [`SPEC_ANNOTATION`] read off `obj` (import).
+pub fn decode_args(schema: &Schema, obj: &Json, what: &str) -> Result<Value, ResourceError> {
+    let raw = obj["metadata"]["annotations"][SPEC_ANNOTATION].as_str().ok_or_else(|| {
+        ResourceError::NotFound(format!("paved's {SPEC_ANNOTATION} annotation on {what} (was it created by paved?)"))
+    })?;
+    let unreadable = |e: String| ResourceError::NotFound(format!("a readable {SPEC_ANNOTATION} annotation on {what} ({e})"));
+    let json: Json = serde_json::from_str(raw).map_err(|e| unreadable(e.to_string()))?;
+    cty::json::decode_lenient_unknown_attrs(&json, &schema.implied_type()).map_err(|e| unreadable(e.to_string()))
+}
+
+/// Splits an import ID `namespace/name`.
+pub fn split_id(id: &str) -> Result<(&str, &str), ResourceError> {
+    id.split_once('/')
+        .filter(|(ns, n)| !ns.is_empty() && !n.is_empty() && !n.contains('/'))
+        .ok_or_else(|| ResourceError::invalid(AttrPath::root(), "Invalid import ID", format!("{id:?} is not NAMESPACE/NAME.")))
+}
+
+/// A random credential: 32 characters from [A-Za-z0-9], ~190 bits.
+pub fn random_secret() -> String {
+    use rand::distributions::{Alphanumeric, DistString};
+    Alphanumeric.sample_string(&mut rand::thread_rng(), 32)
+}
+
+/// Rollout state of a workload object, from its status alone.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    /// Every replica runs the current template and is ready (or the Job completed).
+    Complete,
+    Waiting(String),
+    /// Kubernetes gave up (Progressing=False, Job Failed).
+    Failed { condition: String, message: String },
+}
+
+fn n(v: &Json) -> i64 {
+    v.as_i64().unwrap_or(0)
+}
+
+/// Conditions still describe the previous spec until the controller observes the new one.
+fn observed(obj: &Json) -> bool {
+    n(&obj["status"]["observedGeneration"]) >= n(&obj["metadata"]["generation"])
+}
+
+pub fn deployment_progress(dep: &Json) -> Progress {
+    let want = dep["spec"]["replicas"].as_i64().unwrap_or(1);
+    let st = &dep["status"];
+    if !observed(dep) {
+        return Progress::Waiting("controller has not observed the new spec yet".into());
+    }
+    for c in st["conditions"].as_array().into_iter().flatten() {
+        if c["type"] == "Progressing" && c["status"] == "False" {
+            return Progress::Failed {
+                condition: format!("Progressing=False ({})", c["reason"].as_str().unwrap_or("unknown")),
+                message: c["message"].as_str().unwrap_or_default().to_string(),
+            };
+        }
+    }
+    let (updated, total, available) = (n(&st["updatedReplicas"]), n(&st["replicas"]), n(&st["availableReplicas"]));
+    if updated < want {
+        return Progress::Waiting(format!("{updated} of {want} replicas updated"));
+    }
+    if total > updated {
+        return Progress::Waiting(format!("{} old replicas pending termination", total - updated));
+    }
+    if available < want {
+        return Progress::Waiting(format!("{available} of {want} replicas available"));
+    }
+    Progress::Complete
+}
+
+/// A StatefulSet is rolled out when every replica is ready and on the update revision.
+/// StatefulSets have no progress deadline, so their failures end at the caller's timeout.
+pub fn statefulset_progress(sts: &Json) -> Progress {
+    let want = sts["spec"]["replicas"].as_i64().unwrap_or(1);
+    let st = &sts["status"];
+    if !observed(sts) {
+        return Progress::Waiting("controller has not observed the new spec yet".into());
+    }
+    let (ready, updated, total) = (n(&st["readyReplicas"]), n(&st["updatedReplicas"]), n(&st["replicas"]));
+    if st["updateRevision"].is_string() && st["currentRevision"] != st["updateRevision"] || updated < want {
+        return Progress::Waiting(format!("{updated} of {want} replicas updated"));
+    }
+    if total > want {
+        return Progress::Waiting(format!("{} replicas pending termination", total - want));
+    }
+    if ready < want {
+        return Progress::Waiting(format!("{ready} of {want} replicas ready"));
+    }
+    Progress::Complete
+}
+
+pub fn job_progress(job: &Json) -> Progress {
+    for c in job["status"]["conditions"].as_array().into_iter().flatten() {
+        if c["status"] != "True" {
+            continue;
+        }
+        if c["type"] == "Complete" {
+            return Progress::Complete;
+        }
+        if c["type"] == "Failed" {
+            return Progress::Failed {
+                condition: format!("Failed ({})", c["reason"].as_str().unwrap_or("unknown")),
+                message: c["message"].as_str().unwrap_or_default().to_string(),
+            };
+        }
+    }
+    Progress::Waiting(format!("{} pods active", n(&job["status"]["active"])))
+}
+
+/// Why a wait ended without success.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WaitError {
+    Failed { object: String, condition: String, message: String },
+    Other(ResourceError),
+}
+
+impl WaitError {
+    pub fn describe(&self) -> String {
+        match self {
+            WaitError::Failed { object, condition, message } => {
+                format!("{object} failed: condition {condition}: {message}")
+            }
+            WaitError::Other(e) => e.to_string(),
+        }
+    }
+}
+
+/// Waits until `progress` says the object is complete. Each step re-reads the object and then
+/// blocks on a watch from its resourceVersion, so there is no fixed poll interval.
+pub async fn wait_for(
+    kube: &dyn KubeApi,
+    kind: Kind,
+    ns: &str,
+    name: &str,
+    deadline: Instant,
+    cancel: &Cancel,
+    progress: fn(&Json) -> Progress,
+) -> Result<Json, WaitError> {
+    let started = Instant::now();
+    let what = format!("{} {ns}/{name}", kind.name());
+    loop {
+        let obj = kube
+            .get(kind, ns, name)
+            .await
+            .map_err(|e| WaitError::Other(e.into()))?
+            .ok_or_else(|| WaitError::Other(ResourceError::NotFound(what.clone())))?;
+        let waiting = match progress(&obj) {
+            Progress::Complete => return Ok(obj),
+            Progress::Failed { condition, message } => {
+                return Err(WaitError::Failed { object: what, condition, message })
+            }
+            Progress::Waiting(w) => w,
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(WaitError::Other(ResourceError::Timeout {
+                what: format!("{what} to become ready ({waiting}); raise the limit in the timeouts block if this is expected"),
+                after: started.elapsed(),
+            }));
+        }
+        if cancel.is_cancelled() {
+            return Err(WaitError::Other(ResourceError::Cancelled));
+        }
+        let rv = obj["metadata"]["resourceVersion"].as_str().unwrap_or("0").to_string();
+        let remaining = (deadline - now).min(Duration::from_secs(60));
+        tokio::select! {
+            r = kube.watch_next(kind, ns, name, &rv, remaining) => {
+                r.map_err(|e| WaitError::Other(e.into()))?;
+            }
+            _ = cancel.sleep(remaining) => {}
+        }
+    }
+}
+
+/// Waits until an object is gone (watching for its deletion).
+pub async fn wait_gone(kube: &dyn KubeApi, kind: Kind, ns: &str, name: &str, deadline: Instant) -> Result<(), ResourceError> {
+    let started = Instant::now();
+    loop {
+        let Some(obj) = kube.get(kind, ns, name).await? else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(ResourceError::Timeout {
+                what: format!("{} {ns}/{name} to be deleted", kind.name()),
+                after: started.elapsed(),
+            });
+        }
+        let rv = obj["metadata"]["resourceVersion"].as_str().unwrap_or("0").to_string();
+        if let Some(Json::Null) = kube
+            .watch_next(kind, ns, name, &rv, (deadline - now).min(Duration::from_secs(30)))
+            .await?
+        {
+            return Ok(());
+        }
+    }
+}
+
+/// Deletes the named objects (all at once, so foreground deletions overlap) and waits until
+/// every one is gone.
+pub async fn delete_all(kube: &dyn KubeApi, ns: &str, objects: &[(Kind, String)], deadline: Instant) -> Result<(), ResourceError> {
+    for (k, name) in objects {
+        kube.delete(*k, ns, name).await?;
+    }
+    for (k, name) in objects {
+        wait_gone(kube, *k, ns, name, deadline).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dep(gen: i64, obs: i64, want: i64, updated: i64, total: i64, avail: i64) -> Json {
+        json!({"metadata": {"generation": gen}, "spec": {"replicas": want},
+               "status": {"observedGeneration": obs, "updatedReplicas": updated, "replicas": total, "availableReplicas": avail}})
+    }
+
+    #[test]
+    fn deployment_complete_only_when_every_replica_is_new_and_available() {
+        assert_eq!(deployment_progress(&dep(2, 2, 3, 3, 3, 3)), Progress::Complete);
+        for d in [dep(2, 1, 3, 3, 3, 3), dep(2, 2, 3, 2, 3, 3), dep(2, 2, 3, 3, 4, 3), dep(2, 2, 3, 3, 3, 2)] {
+            assert!(matches!(deployment_progress(&d), Progress::Waiting(_)), "{d}");
+        }
+    }
+
+    #[test]
+    fn progress_deadline_is_a_failure_with_its_reason() {
+        let mut d = dep(2, 2, 3, 1, 3, 2);
+        d["status"]["conditions"] = json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                                             "message": "ReplicaSet \"m-7f\" has timed out progressing."}]);
+        let Progress::Failed { condition, message } = deployment_progress(&d) else { panic!() };
+        assert_eq!(condition, "Progressing=False (ProgressDeadlineExceeded)");
+        assert!(message.contains("timed out"));
+    }
+
+    #[test]
+    fn statefulset_waits_for_the_update_revision_and_readiness() {
+        let sts = |cur: &str, upd: &str, ready: i64| {
+            json!({"metadata": {"generation": 1}, "spec": {"replicas": 2},
+                   "status": {"observedGeneration": 1, "replicas": 2, "readyReplicas": ready, "updatedReplicas": 2,
+                              "currentRevision": cur, "updateRevision": upd}})
+        };
+        assert_eq!(statefulset_progress(&sts("a", "a", 2)), Progress::Complete);
+        assert!(matches!(statefulset_progress(&sts("a", "b", 2)), Progress::Waiting(_)));
+        assert!(matches!(statefulset_progress(&sts("a", "a", 1)), Progress::Waiting(_)));
+    }
+
+    #[test]
+    fn jobs_complete_or_fail_by_condition() {
+        assert_eq!(job_progress(&json!({"status": {"conditions": [{"type": "Complete", "status": "True"}]}})), Progress::Complete);
+        assert!(matches!(
+            job_progress(&json!({"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}})),
+            Progress::Failed { .. }
+        ));
+        assert!(matches!(job_progress(&json!({"status": {"active": 1}})), Progress::Waiting(_)));
+    }
+
+    #[test]
+    fn labels_attribute_cost_and_feed_the_portal() {
+        let l = labels("vector-db", "docs", "search", Some("rag"));
+        assert_eq!(l["backstage.io/kubernetes-id"], "docs");
+        assert_eq!(l["paved.dev/team"], "search");
+        assert_eq!(l["paved.dev/owner"], "search");
+        assert_eq!(l["paved.dev/project"], "rag");
+        assert_eq!(label_value("sha256:abc"), None);
+        assert_eq!(label_value(&"a".repeat(64)), None);
+    }
+
+    #[test]
+    fn import_ids_are_namespace_slash_name() {
+        assert_eq!(split_id("ml/docs").unwrap(), ("ml", "docs"));
+        for bad in ["docs", "/docs", "ml/", "a/b/c"] {
+            assert!(split_id(bad).is_err(), "{bad}");
+        }
+    }
+}
