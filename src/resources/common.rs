@@ -95,9 +95,39 @@ pub fn is_dns_label(n: &str) -> bool {
         && !n.ends_with('-')
 }
 
+/// Kubernetes quantities for volumes and memory (`10Gi`, `512Mi`, `1Ti`).
+pub fn is_size(q: &str) -> bool {
+    let digits = q.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &q[digits.len()..];
+    !digits.is_empty()
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && ["Mi", "Gi", "Ti", "M", "G", "T"].contains(&unit)
+}
+
+/// Five cron fields, each made of digits and `*/,-` (what a CronJob's schedule takes).
+pub fn is_cron(s: &str) -> bool {
+    let f: Vec<&str> = s.split_whitespace().collect();
+    f.len() == 5
+        && f.iter()
+            .all(|x| x.chars().all(|c| c.is_ascii_digit() || "*/,-".contains(c)))
+}
+
+/// Reports an invalid cron schedule at `path`.
+pub fn validate_cron(v: &Value, path: AttrPath, d: &mut Diagnostics) {
+    if let Some(s) = v.as_str().filter(|s| !is_cron(s)) {
+        d.attr_error(path, "Invalid schedule", format!("{s:?} is not a cron schedule; write five fields like \"0 3 * * *\" (daily at 03:00)."));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_and_schedules() {
+        assert!(is_size("10Gi") && is_size("500Mi") && !is_size("10GB") && !is_size("Gi"));
+        assert!(is_cron("0 3 * * *") && is_cron("*/15 * * * 1-5") && !is_cron("daily"));
+    }
 
     #[test]
     fn durations_parse() {

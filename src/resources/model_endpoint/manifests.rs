@@ -2,7 +2,7 @@
 //! Security defaults (non-root, no token automount, read-only root, ingress only on the serving
 //! port) are not options: they are what "compliance by default" means here.
 
-use super::spec::EndpointSpec;
+use super::spec::{id_name, EndpointSpec};
 use serde_json::{json, Map, Value as Json};
 
 pub use crate::resources::workload::SPEC_ANNOTATION;
@@ -55,7 +55,36 @@ fn annotations(s: &EndpointSpec, version: &str, image: &str) -> Map<String, Json
     if let Some(p) = &s.pool_id {
         m.insert("paved.dev/pool-id".into(), json!(p));
     }
+    if let Some(v) = &s.vector_db_id {
+        m.insert("paved.dev/vector-db".into(), json!(v));
+    }
+    if let Some(f) = &s.feature_store_id {
+        m.insert("paved.dev/feature-store".into(), json!(f));
+    }
     m
+}
+
+/// Environment and volumes that connect the endpoint to its vector database and feature
+/// store. Credentials stay in their Secrets (secretKeyRef), never in the Deployment.
+fn connections(s: &EndpointSpec) -> (Vec<Json>, Vec<Json>, Vec<Json>) {
+    let (mut env, mut mounts, mut volumes) = (vec![], vec![], vec![]);
+    if let Some(id) = &s.vector_db_id {
+        let secret = format!("{}-credentials", id_name(id));
+        for (var, key) in [("VECTOR_DB_ENDPOINT", "endpoint"), ("VECTOR_DB_PORT", "port"), ("VECTOR_DB_ENGINE", "engine"), ("VECTOR_DB_API_KEY", "api-key")] {
+            env.push(json!({"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}));
+        }
+    }
+    if let Some(id) = &s.feature_store_id {
+        let name = id_name(id);
+        env.push(json!({"name": "FEAST_FEATURE_SERVER_URL", "valueFrom": {"configMapKeyRef": {"name": format!("{name}-feast"), "key": "feature_server_url"}}}));
+        env.push(json!({"name": "FEAST_REPO_PATH", "value": "/etc/feast"}));
+        if let Some((secret, key)) = &s.feature_store_secret {
+            env.push(json!({"name": crate::resources::feature_store::config::SECRET_ENV, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}));
+        }
+        mounts.push(json!({"name": "feast", "mountPath": "/etc/feast", "readOnly": true}));
+        volumes.push(json!({"name": "feast", "configMap": {"name": format!("{name}-feast"), "items": [{"key": "feature_store.yaml", "path": "feature_store.yaml"}]}}));
+    }
+    (env, mounts, volumes)
 }
 
 fn meta(s: &EndpointSpec, name: &str) -> Json {
@@ -150,6 +179,12 @@ pub fn deployment(s: &EndpointSpec, t: Track, spec_annotation: Option<&str>) -> 
         env.push(json!({"name": "MODEL_FORMAT", "value": f}));
     }
     env.extend(s.env.iter().map(|(k, v)| json!({"name": k, "value": v})));
+    let (conn_env, conn_mounts, conn_volumes) = connections(s);
+    env.extend(conn_env);
+    let mut mounts = vec![json!({"name": "tmp", "mountPath": "/tmp"})];
+    mounts.extend(conn_mounts);
+    let mut volumes = vec![json!({"name": "tmp", "emptyDir": {}})];
+    volumes.extend(conn_volumes);
     let mut requests = json!({"cpu": s.cpu, "memory": s.memory});
     let mut limits = json!({"memory": s.memory});
     let mut tolerations = vec![];
@@ -181,9 +216,9 @@ pub fn deployment(s: &EndpointSpec, t: Track, spec_annotation: Option<&str>) -> 
                 "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
                 "capabilities": {"drop": ["ALL"]}
             },
-            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]
+            "volumeMounts": mounts
         }],
-        "volumes": [{"name": "tmp", "emptyDir": {}}],
+        "volumes": volumes,
         "tolerations": tolerations
     });
     if let Some(p) = &s.pool_id {

@@ -145,6 +145,8 @@ impl ModifyPlan for ModelEndpoint {
             planned.get("team"),
             planned.get("project"),
             planned.get("pool_id"),
+            planned.get("vector_db_id"),
+            planned.get("feature_store_id"),
         ]
         .iter()
         .all(|v| v.is_wholly_known());

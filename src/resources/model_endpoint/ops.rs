@@ -3,7 +3,8 @@
 
 use super::manifests::{self, Track, URI_ANNOTATION, VERSION_ANNOTATION};
 use crate::resources::workload::{self as rollout, Progress, WaitError};
-use super::spec::EndpointSpec;
+use super::spec::{id_name, EndpointSpec};
+use crate::diag::AttrPath;
 use crate::cloud::kube::{Kind, KubeApi};
 use crate::context::Context;
 use crate::cty::Value;
@@ -117,6 +118,27 @@ fn rollout_error(summary: &str, detail: String) -> ResourceError {
     }
 }
 
+/// Checks that the referenced vector database and feature store exist and reads what the
+/// Deployment needs from them, before anything is changed.
+async fn resolve(kube: &dyn KubeApi, s: &mut EndpointSpec) -> Result<(), ResourceError> {
+    let ns = s.namespace.clone();
+    if let Some(id) = &s.vector_db_id {
+        let name = format!("{}-credentials", id_name(id));
+        if kube.get(Kind::Secret, &ns, &name).await?.is_none() {
+            return Err(ResourceError::invalid(AttrPath::attr("vector_db_id"), "Vector database not found", format!("paved_vector_db {id} does not exist (Secret {name} is missing in namespace {ns}). Create it first; referencing paved_vector_db.<name>.id makes Terraform order the two.")));
+        }
+    }
+    if let Some(id) = &s.feature_store_id {
+        let name = format!("{}-feast", id_name(id));
+        let cm = kube.get(Kind::ConfigMap, &ns, &name).await?.ok_or_else(|| {
+            ResourceError::invalid(AttrPath::attr("feature_store_id"), "Feature store not found", format!("paved_feature_store {id} does not exist (ConfigMap {name} is missing in namespace {ns}). Create it first; referencing paved_feature_store.<name>.id makes Terraform order the two."))
+        })?;
+        let d = &cm["data"];
+        s.feature_store_secret = d["secret_name"].as_str().zip(d["secret_key"].as_str()).map(|(a, b)| (a.to_string(), b.to_string()));
+    }
+    Ok(())
+}
+
 /// Create (prior = None) or update an endpoint.
 pub async fn apply(
     ctx: &Context,
@@ -137,7 +159,8 @@ pub async fn apply(
         }
         .into());
     }
-    let s = EndpointSpec::from_value(planned);
+    let mut s = EndpointSpec::from_value(planned);
+    resolve(kube.as_ref(), &mut s).await?;
     let started = Instant::now();
     let op_timeout = crate::resources::common::timeout(planned, op, Duration::from_secs(15 * 60));
     let deadline = started + op_timeout.min(s.rollout_timeout);
@@ -182,8 +205,9 @@ pub async fn apply(
     }
     match prior {
         Some(prior) => {
-            let p = EndpointSpec::from_value(prior);
+            let mut p = EndpointSpec::from_value(prior);
             let restore = async {
+                resolve(kube.as_ref(), &mut p).await?;
                 apply_objects(kube.as_ref(), &p, &spec_annotation(prior)?).await?;
                 let back = Instant::now() + p.rollout_timeout;
                 wait_rollout(kube.as_ref(), ctx, &p, back)

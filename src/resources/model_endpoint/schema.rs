@@ -134,6 +134,8 @@ pub fn schema() -> Schema {
             .attr(Attribute::optional_computed("team", s(), "Team charged for the endpoint (default: provider default_team)."))
             .attr(Attribute::optional_computed("project", s(), "Project (default: provider default_project)."))
             .attr(Attribute::optional("pool_id", s(), "paved_gpu_compute_pool to run on (nodes labelled paved.dev/pool-id)."))
+            .attr(Attribute::optional("vector_db_id", s(), "paved_vector_db (same namespace) whose connection details are injected: VECTOR_DB_ENDPOINT, VECTOR_DB_PORT, VECTOR_DB_ENGINE and VECTOR_DB_API_KEY from its Secret."))
+            .attr(Attribute::optional("feature_store_id", s(), "paved_feature_store (same namespace) whose feature_store.yaml is mounted at /etc/feast, with FEAST_FEATURE_SERVER_URL and the online-store credential in the environment."))
             .attr(Attribute::computed("url", s(), "In-cluster URL of the endpoint."))
             .attr(Attribute::computed("served_revision", s(), "What is actually serving, read from the cluster: stable model version and Deployment revision, plus the canary when present."))
             .attr(Attribute::computed("ready_replicas", Type::Number, "Ready replicas across stable and canary."))

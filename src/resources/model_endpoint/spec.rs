@@ -41,6 +41,18 @@ pub struct EndpointSpec {
     pub rollout_timeout: Duration,
     pub auto_rollback: bool,
     pub pool_id: Option<String>,
+    /// `namespace/name` of a paved_vector_db whose connection Secret is injected.
+    pub vector_db_id: Option<String>,
+    /// `namespace/name` of a paved_feature_store whose client configuration is mounted.
+    pub feature_store_id: Option<String>,
+    /// The feature store's online-store credential (Secret name, key), read from its client
+    /// ConfigMap at apply time.
+    pub feature_store_secret: Option<(String, String)>,
+}
+
+/// The name part of a `namespace/name` ID.
+pub fn id_name(id: &str) -> &str {
+    id.rsplit('/').next().unwrap_or(id)
 }
 
 fn s(v: &Value, d: &str) -> String {
@@ -106,6 +118,9 @@ impl EndpointSpec {
                 .unwrap_or(Duration::from_secs(600)),
             auto_rollback: ro.get("auto_rollback").as_bool().unwrap_or(true),
             pool_id: v.get("pool_id").as_str().map(String::from),
+            vector_db_id: v.get("vector_db_id").as_str().map(String::from),
+            feature_store_id: v.get("feature_store_id").as_str().map(String::from),
+            feature_store_secret: None,
         }
     }
 
@@ -146,6 +161,12 @@ impl EndpointSpec {
         }
         if let Some(p) = &self.pool_id {
             l.insert("pool_id".into(), p.clone());
+        }
+        if let Some(v) = &self.vector_db_id {
+            l.insert("vector_db".into(), v.clone());
+        }
+        if let Some(f) = &self.feature_store_id {
+            l.insert("feature_store".into(), f.clone());
         }
         l.insert("team".into(), self.team.clone());
         if let Some(p) = &self.project {

@@ -38,6 +38,19 @@ pub fn validate(c: &Value) -> Diagnostics {
             }
         }
     }
+    let ns = c.get("namespace");
+    for attr in ["vector_db_id", "feature_store_id"] {
+        let Some(id) = c.get(attr).as_str() else { continue };
+        match id.split_once('/') {
+            Some((n, name)) if !n.is_empty() && !name.is_empty() && !name.contains('/') => {
+                let own = ns.as_str().unwrap_or("default");
+                if n != own && !ns.is_unknown() {
+                    d.attr_error(AttrPath::attr(attr), "Reference in another namespace", format!("{id} is in namespace {n:?} but the endpoint is in {own:?}; pods can only use Secrets and ConfigMaps of their own namespace. Put both in the same namespace."));
+                }
+            }
+            _ => d.attr_error(AttrPath::attr(attr), "Invalid reference", format!("{id:?} is not NAMESPACE/NAME; use the id attribute of the referenced resource.")),
+        }
+    }
     if let Some(u) = c.get("model").get("uri").as_str() {
         if !u.contains("://") {
             d.attr_error(AttrPath::attr("model").then("uri"), "Invalid model URI", format!("{u:?} has no scheme; write it like s3://bucket/path, gs://…, hf://org/model or https://…."));

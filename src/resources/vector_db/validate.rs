@@ -5,22 +5,9 @@
 use super::engine::{self, Engine, DISTANCES};
 use crate::cty::Value;
 use crate::diag::{AttrPath, Diagnostics};
-use crate::resources::common::{is_dns_label, validate_timeouts};
+use crate::resources::common::{is_dns_label, is_size, validate_cron, validate_timeouts};
 use crate::resources::workload::label_value;
 use std::collections::HashSet;
-
-/// Kubernetes quantities for volumes and memory (`10Gi`, `512Mi`, `1Ti`).
-pub fn is_size(q: &str) -> bool {
-    let digits = q.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let unit = &q[digits.len()..];
-    !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) && ["Mi", "Gi", "Ti", "M", "G", "T"].contains(&unit)
-}
-
-/// Five cron fields, each made of digits and `*/,-`.
-pub fn is_cron(s: &str) -> bool {
-    let f: Vec<&str> = s.split_whitespace().collect();
-    f.len() == 5 && f.iter().all(|x| x.chars().all(|c| c.is_ascii_digit() || "*/,-".contains(c)))
-}
 
 pub fn validate(c: &Value) -> Diagnostics {
     let mut d = Diagnostics::new();
@@ -103,9 +90,7 @@ pub fn validate(c: &Value) -> Diagnostics {
         }
     }
     let b = c.get("backup");
-    if let Some(s) = b.get("schedule").as_str().filter(|s| !is_cron(s)) {
-        d.attr_error(AttrPath::attr("backup").then("schedule"), "Invalid schedule", format!("{s:?} is not a cron schedule; write five fields like \"0 3 * * *\" (daily at 03:00)."));
-    }
+    validate_cron(b.get("schedule"), AttrPath::attr("backup").then("schedule"), &mut d);
     if let Some(u) = b.get("destination").as_str().filter(|u| !u.starts_with("s3://") || u.len() <= 5) {
         d.attr_error(AttrPath::attr("backup").then("destination"), "Invalid backup destination", format!("{u:?} is not an S3 location; write it like s3://bucket/prefix."));
     }
@@ -168,11 +153,5 @@ mod tests {
         v.set_attr("engine", Value::Unknown);
         v.set_attr("replicas", Value::int(3));
         assert!(validate(&v).is_empty());
-    }
-
-    #[test]
-    fn sizes_and_schedules() {
-        assert!(is_size("10Gi") && is_size("500Mi") && !is_size("10GB") && !is_size("Gi"));
-        assert!(is_cron("0 3 * * *") && is_cron("*/15 * * * 1-5") && !is_cron("daily"));
     }
 }
