@@ -43,6 +43,23 @@ def pool(**over):
     return f'resource "paved_gpu_compute_pool" "p" {{\n{body}\n  {accel}\n  {nodes}\n}}\n'
 
 
+def vdb(*lines):
+    body = "\n  ".join(('name = "docs"', 'team = "search"') + lines)
+    return f'resource "paved_vector_db" "v" {{\n  {body}\n}}\n'
+
+
+def fstore(*lines):
+    body = "\n  ".join(('name = "drivers"', 'team = "pricing"') + lines)
+    return f'resource "paved_feature_store" "f" {{\n  {body}\n}}\n'
+
+
+def endpoint(*lines):
+    body = "\n  ".join(('name = "llm"', 'team = "search"') + lines)
+    return (f'resource "paved_model_endpoint" "e" {{\n  {body}\n'
+            '  model {\n    uri = "s3://m/llm"\n    version = "v1"\n  }\n'
+            '  runtime {\n    image = "srv:1"\n  }\n}\n')
+
+
 CASES = [
     # (id, resource HCL, expected summary, expected source line shown by Terraform)
     ("desired-above-max", pool(_nodes="nodes {\n    min = 1\n    max = 3\n    desired = 5\n  }"),
@@ -62,6 +79,24 @@ CASES = [
     ("bad-timeout", pool(_nodes='nodes {\n    min = 1\n    max = 3\n  }\n  timeouts {\n    create = "ten minutes"\n  }'),
      "Invalid duration", 'create = "ten minutes"'),
     ("gcp-not-yet", pool(cloud='"gcp"'), "GCP pools are not available yet", 'cloud = "gcp"'),
+    ("pgvector-dimension", vdb('engine = "pgvector"', 'collection {\n    name = "docs"\n    dimension = 3072\n  }'),
+     "Dimension too large for the engine", "dimension = 3072"),
+    ("pgvector-replicas", vdb('engine = "pgvector"', "replicas = 3"), "Engine does not cluster", "replicas = 3"),
+    ("unknown-engine-version", vdb('engine = "qdrant"', 'engine_version = "0.9.0"'), "Unknown engine version",
+     'engine_version = "0.9.0"'),
+    ("unknown-engine", vdb('engine = "milvus"'), "Unknown engine", 'engine = "milvus"'),
+    ("bad-distance", vdb('engine = "qdrant"', 'collection {\n    name = "docs"\n    dimension = 8\n    distance = "manhattan"\n  }'),
+     "Unknown distance", 'distance = "manhattan"'),
+    ("bad-backup", vdb('engine = "qdrant"', 'backup {\n    schedule = "nightly"\n    destination = "s3://b/p"\n  }'),
+     "Invalid schedule", 'schedule = "nightly"'),
+    ("file-registry-replicas", fstore("feature_server {\n    replicas = 3\n  }"),
+     "File persistence allows one feature server", "replicas = 3"),
+    ("vector-db-without-id", fstore('online_store {\n    kind = "vector_db"\n  }'), "Missing vector database",
+     'kind = "vector_db"'),
+    ("registry-outside-volume", fstore('registry = "file:///etc/registry.db"'), "Invalid location",
+     'registry = "file:///etc/registry.db"'),
+    ("endpoint-ref-other-namespace", endpoint('vector_db_id = "other/docs"'), "Reference in another namespace",
+     'vector_db_id = "other/docs"'),
 ]
 
 
