@@ -77,16 +77,19 @@ unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGPASSWORD PGSERVICE PGOPTIONS 
 die() { echo "postgres.sh: $*" >&2; exit 1; }
 say() { echo "postgres.sh: $*" >&2; }
 
+# Both helpers close fd 9 (the start/stop lock, see with_lock) for the command: otherwise a
+# daemon started under them (the postmaster; a cluster started by a package's postinst) would
+# inherit it and hold the lock for its whole life, blocking every later start/stop.
 as_root() {
-  if [[ "$(id -u)" == 0 ]]; then "$@"
-  elif command -v sudo >/dev/null; then sudo -n -E "$@"
+  if [[ "$(id -u)" == 0 ]]; then "$@" 9>&-
+  elif command -v sudo >/dev/null; then sudo -n -E "$@" 9>&-
   else die "need root to run: $* (no sudo)"; fi
 }
 
 # Run a command as the server's OS user, from a directory that user can enter.
 as_pg() {
-  if [[ -n "$RUN_AS" ]]; then (cd / && runuser -u "$RUN_AS" -- "$@")
-  else "$@"; fi
+  if [[ -n "$RUN_AS" ]]; then (cd / && runuser -u "$RUN_AS" -- "$@" 9>&-)
+  else "$@" 9>&-; fi
 }
 
 # Run a command with its output appended to the install log; on failure show the log tail.
@@ -348,10 +351,12 @@ status() {
   fi
 }
 
+# Serialises start/stop (e.g. parallel test runners). Children that outlive us must not
+# inherit fd 9: see as_root/as_pg.
 with_lock() {
   mkdir -p "$LOGDIR"
   exec 9>"$LOCKFILE"
-  flock -w 600 9 || die "timed out waiting for $LOCKFILE"
+  flock -w 300 9 || die "timed out waiting for $LOCKFILE (held by: $(fuser "$LOCKFILE" 2>/dev/null || echo '?'))"
   "$@"
 }
 
