@@ -207,7 +207,7 @@ ensure_pgvector() {
 
 # ---- server -----------------------------------------------------------------------------------
 
-psql_q() { PGCONNECT_TIMEOUT=3 "$PGBIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
+psql_q() { PGCONNECT_TIMEOUT=3 PGOPTIONS="-c client_min_messages=warning" "$PGBIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
 
 # Healthy: the paved login works on database paved and pgvector is created there.
 healthy() {

@@ -18,17 +18,27 @@ struct Pg {
 }
 
 fn pg() -> Option<Pg> {
-    let url = std::env::var("PAVED_TEST_PG_URL").ok().filter(|u| !u.is_empty());
+    let url = std::env::var("PAVED_TEST_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
     let Some(url) = url else {
         eprintln!("PAVED_TEST_PG_URL is not set: PostgreSQL-backed test not run");
         return None;
     };
-    let rest = url.strip_prefix("postgresql://").expect("postgresql:// URL");
+    let rest = url
+        .strip_prefix("postgresql://")
+        .expect("postgresql:// URL");
     let (cred, hostpart) = rest.split_once('@').expect("user:pass@host");
     let (user, password) = cred.split_once(':').expect("user:pass");
     let (hostport, db) = hostpart.split_once('/').expect("host:port/db");
     let (host, port) = hostport.split_once(':').unwrap_or((hostport, "5432"));
-    Some(Pg { host: host.into(), port: port.into(), user: user.into(), password: password.into(), admin_db: db.into() })
+    Some(Pg {
+        host: host.into(),
+        port: port.into(),
+        user: user.into(),
+        password: password.into(),
+        admin_db: db.into(),
+    })
 }
 
 impl Pg {
@@ -42,11 +52,18 @@ impl Pg {
         c
     }
     fn sql(&self, db: &str, sql: &str) -> Output {
-        self.cmd("psql", db).args(["-v", "ON_ERROR_STOP=1", "-qtAc", sql]).output().expect("psql runs")
+        self.cmd("psql", db)
+            .args(["-v", "ON_ERROR_STOP=1", "-qtAc", sql])
+            .output()
+            .expect("psql runs")
     }
     fn ok(&self, db: &str, sql: &str) -> String {
         let o = self.sql(db, sql);
-        assert!(o.status.success(), "{sql}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
     /// A fresh database per test, so runs never see each other's tables.
@@ -59,14 +76,26 @@ impl Pg {
     /// Runs the bootstrap Job's script exactly as the Job does, from a directory laid out like
     /// the mounted ConfigMap.
     fn bootstrap(&self, db: &str, dir: &Path, collections: &[Collection]) -> Output {
-        std::fs::write(dir.join("bootstrap.sh"), engine::bootstrap_script(Engine::Pgvector, collections)).unwrap();
+        std::fs::write(
+            dir.join("bootstrap.sh"),
+            engine::bootstrap_script(Engine::Pgvector, collections),
+        )
+        .unwrap();
         std::fs::write(dir.join("bootstrap.sql"), engine::pgvector_sql(collections)).unwrap();
-        self.cmd("sh", db).arg(dir.join("bootstrap.sh")).env("BOOTSTRAP_DIR", dir).output().expect("sh runs")
+        self.cmd("sh", db)
+            .arg(dir.join("bootstrap.sh"))
+            .env("BOOTSTRAP_DIR", dir)
+            .output()
+            .expect("sh runs")
     }
 }
 
 fn col(name: &str, dimension: i64, distance: &str) -> Collection {
-    Collection { name: name.into(), dimension, distance: distance.into() }
+    Collection {
+        name: name.into(),
+        dimension,
+        distance: distance.into(),
+    }
 }
 
 fn tempdir(tag: &str) -> std::path::PathBuf {
@@ -83,29 +112,59 @@ fn bootstrap_creates_collections_idempotently_and_refuses_a_new_dimension() {
     let cols = [col("docs", 3, "cosine"), col("faq", 4, "euclid")];
 
     let out = pg.bootstrap(&db, &dir, &cols);
-    assert!(out.status.success(), "first run: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "first run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(pg.ok(&db, "SELECT atttypmod FROM pg_attribute WHERE attrelid = 'docs'::regclass AND attname = 'embedding'"), "3");
     let idx = pg.ok(&db, "SELECT indexdef FROM pg_indexes WHERE tablename = 'faq'  AND indexname = 'faq_embedding_idx'");
-    assert!(idx.contains("USING hnsw") && idx.contains("vector_l2_ops"), "{idx}");
+    assert!(
+        idx.contains("USING hnsw") && idx.contains("vector_l2_ops"),
+        "{idx}"
+    );
     // The collection works: nearest-neighbour search with the cosine operator.
-    pg.ok(&db, "INSERT INTO docs (id, embedding) VALUES ('a', '[1,0,0]'), ('b', '[0,1,0]')");
-    assert_eq!(pg.ok(&db, "SELECT id FROM docs ORDER BY embedding <=> '[0.9,0.1,0]' LIMIT 1"), "a");
+    pg.ok(
+        &db,
+        "INSERT INTO docs (id, embedding) VALUES ('a', '[1,0,0]'), ('b', '[0,1,0]')",
+    );
+    assert_eq!(
+        pg.ok(
+            &db,
+            "SELECT id FROM docs ORDER BY embedding <=> '[0.9,0.1,0]' LIMIT 1"
+        ),
+        "a"
+    );
 
     // Second run (a retried Job, or a new Job after adding a collection): existing collections
     // and their data are left alone.
     let more = [cols[0].clone(), cols[1].clone(), col("notes", 2, "dot")];
     let out = pg.bootstrap(&db, &dir, &more);
-    assert!(out.status.success(), "second run: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "second run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(pg.ok(&db, "SELECT count(*) FROM docs"), "2");
-    let idx = pg.ok(&db, "SELECT indexdef FROM pg_indexes WHERE tablename = 'notes'");
+    let idx = pg.ok(
+        &db,
+        "SELECT indexdef FROM pg_indexes WHERE tablename = 'notes'",
+    );
     assert!(idx.contains("vector_ip_ops"), "{idx}");
 
     // A collection that exists with another dimension stops the Job with a clear error.
     let out = pg.bootstrap(&db, &dir, &[col("docs", 5, "cosine")]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("collection docs already exists with dimension 3, not 5"), "{err}");
-    assert_eq!(pg.ok(&db, "SELECT count(*) FROM docs"), "2", "nothing was changed");
+    assert!(
+        err.contains("collection docs already exists with dimension 3, not 5"),
+        "{err}"
+    );
+    assert_eq!(
+        pg.ok(&db, "SELECT count(*) FROM docs"),
+        "2",
+        "nothing was changed"
+    );
 
     pg.ok(&pg.admin_db, &format!("DROP DATABASE {db}"));
     let _ = std::fs::remove_dir_all(dir);
@@ -118,7 +177,11 @@ fn pgvector_index_limit_is_the_one_paved_validates() {
     let dir = tempdir("limit");
     let max = Engine::Pgvector.max_dimension();
     let out = pg.bootstrap(&db, &dir, &[col("at_limit", max, "cosine")]);
-    assert!(out.status.success(), "{max} dimensions: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{max} dimensions: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // One more and pgvector itself refuses the index: plan-time validation stops it earlier.
     let out = pg.bootstrap(&db, &dir, &[col("over_limit", max + 1, "cosine")]);
     assert!(!out.status.success());

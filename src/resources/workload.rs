@@ -48,31 +48,56 @@ pub fn labels(component: &str, name: &str, team: &str, project: Option<&str>) ->
 }
 
 /// The configured arguments as JSON (computed attributes blanked), for [`SPEC_ANNOTATION`].
-pub fn encode_args(schema: &Schema, planned: &Value, computed: &[&str]) -> Result<String, ResourceError> {
+pub fn encode_args(
+    schema: &Schema,
+    planned: &Value,
+    computed: &[&str],
+) -> Result<String, ResourceError> {
     let mut args = planned.clone();
     for k in computed {
         args.set_attr(k, Value::Null);
     }
     cty::json::encode(&args, &schema.implied_type())
         .map(|j| j.to_string())
-        .map_err(|e| ResourceError::invalid(AttrPath::root(), "Value not known at apply time", e.to_string()))
+        .map_err(|e| {
+            ResourceError::invalid(
+                AttrPath::root(),
+                "Value not known at apply time",
+                e.to_string(),
+            )
+        })
 }
 
 /// Rebuilds the arguments from a [`SPEC_ANNOTATION`] read off `obj` (import).
 pub fn decode_args(schema: &Schema, obj: &Json, what: &str) -> Result<Value, ResourceError> {
-    let raw = obj["metadata"]["annotations"][SPEC_ANNOTATION].as_str().ok_or_else(|| {
-        ResourceError::NotFound(format!("paved's {SPEC_ANNOTATION} annotation on {what} (was it created by paved?)"))
-    })?;
-    let unreadable = |e: String| ResourceError::NotFound(format!("a readable {SPEC_ANNOTATION} annotation on {what} ({e})"));
+    let raw = obj["metadata"]["annotations"][SPEC_ANNOTATION]
+        .as_str()
+        .ok_or_else(|| {
+            ResourceError::NotFound(format!(
+                "paved's {SPEC_ANNOTATION} annotation on {what} (was it created by paved?)"
+            ))
+        })?;
+    let unreadable = |e: String| {
+        ResourceError::NotFound(format!(
+            "a readable {SPEC_ANNOTATION} annotation on {what} ({e})"
+        ))
+    };
     let json: Json = serde_json::from_str(raw).map_err(|e| unreadable(e.to_string()))?;
-    cty::json::decode_lenient_unknown_attrs(&json, &schema.implied_type()).map_err(|e| unreadable(e.to_string()))
+    cty::json::decode_lenient_unknown_attrs(&json, &schema.implied_type())
+        .map_err(|e| unreadable(e.to_string()))
 }
 
 /// Splits an import ID `namespace/name`.
 pub fn split_id(id: &str) -> Result<(&str, &str), ResourceError> {
     id.split_once('/')
         .filter(|(ns, n)| !ns.is_empty() && !n.is_empty() && !n.contains('/'))
-        .ok_or_else(|| ResourceError::invalid(AttrPath::root(), "Invalid import ID", format!("{id:?} is not NAMESPACE/NAME.")))
+        .ok_or_else(|| {
+            ResourceError::invalid(
+                AttrPath::root(),
+                "Invalid import ID",
+                format!("{id:?} is not NAMESPACE/NAME."),
+            )
+        })
 }
 
 /// A random credential: 32 characters from [A-Za-z0-9], ~190 bits.
@@ -88,7 +113,10 @@ pub enum Progress {
     Complete,
     Waiting(String),
     /// Kubernetes gave up (Progressing=False, Job Failed).
-    Failed { condition: String, message: String },
+    Failed {
+        condition: String,
+        message: String,
+    },
 }
 
 fn n(v: &Json) -> i64 {
@@ -109,17 +137,27 @@ pub fn deployment_progress(dep: &Json) -> Progress {
     for c in st["conditions"].as_array().into_iter().flatten() {
         if c["type"] == "Progressing" && c["status"] == "False" {
             return Progress::Failed {
-                condition: format!("Progressing=False ({})", c["reason"].as_str().unwrap_or("unknown")),
+                condition: format!(
+                    "Progressing=False ({})",
+                    c["reason"].as_str().unwrap_or("unknown")
+                ),
                 message: c["message"].as_str().unwrap_or_default().to_string(),
             };
         }
     }
-    let (updated, total, available) = (n(&st["updatedReplicas"]), n(&st["replicas"]), n(&st["availableReplicas"]));
+    let (updated, total, available) = (
+        n(&st["updatedReplicas"]),
+        n(&st["replicas"]),
+        n(&st["availableReplicas"]),
+    );
     if updated < want {
         return Progress::Waiting(format!("{updated} of {want} replicas updated"));
     }
     if total > updated {
-        return Progress::Waiting(format!("{} old replicas pending termination", total - updated));
+        return Progress::Waiting(format!(
+            "{} old replicas pending termination",
+            total - updated
+        ));
     }
     if available < want {
         return Progress::Waiting(format!("{available} of {want} replicas available"));
@@ -135,8 +173,14 @@ pub fn statefulset_progress(sts: &Json) -> Progress {
     if !observed(sts) {
         return Progress::Waiting("controller has not observed the new spec yet".into());
     }
-    let (ready, updated, total) = (n(&st["readyReplicas"]), n(&st["updatedReplicas"]), n(&st["replicas"]));
-    if st["updateRevision"].is_string() && st["currentRevision"] != st["updateRevision"] || updated < want {
+    let (ready, updated, total) = (
+        n(&st["readyReplicas"]),
+        n(&st["updatedReplicas"]),
+        n(&st["replicas"]),
+    );
+    if st["updateRevision"].is_string() && st["currentRevision"] != st["updateRevision"]
+        || updated < want
+    {
         return Progress::Waiting(format!("{updated} of {want} replicas updated"));
     }
     if total > want {
@@ -169,14 +213,22 @@ pub fn job_progress(job: &Json) -> Progress {
 /// Why a wait ended without success.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WaitError {
-    Failed { object: String, condition: String, message: String },
+    Failed {
+        object: String,
+        condition: String,
+        message: String,
+    },
     Other(ResourceError),
 }
 
 impl WaitError {
     pub fn describe(&self) -> String {
         match self {
-            WaitError::Failed { object, condition, message } => {
+            WaitError::Failed {
+                object,
+                condition,
+                message,
+            } => {
                 format!("{object} failed: condition {condition}: {message}")
             }
             WaitError::Other(e) => e.to_string(),
@@ -206,7 +258,11 @@ pub async fn wait_for(
         let waiting = match progress(&obj) {
             Progress::Complete => return Ok(obj),
             Progress::Failed { condition, message } => {
-                return Err(WaitError::Failed { object: what, condition, message })
+                return Err(WaitError::Failed {
+                    object: what,
+                    condition,
+                    message,
+                })
             }
             Progress::Waiting(w) => w,
         };
@@ -220,7 +276,10 @@ pub async fn wait_for(
         if cancel.is_cancelled() {
             return Err(WaitError::Other(ResourceError::Cancelled));
         }
-        let rv = obj["metadata"]["resourceVersion"].as_str().unwrap_or("0").to_string();
+        let rv = obj["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or("0")
+            .to_string();
         let remaining = (deadline - now).min(Duration::from_secs(60));
         tokio::select! {
             r = kube.watch_next(kind, ns, name, &rv, remaining) => {
@@ -232,7 +291,13 @@ pub async fn wait_for(
 }
 
 /// Waits until an object is gone (watching for its deletion).
-pub async fn wait_gone(kube: &dyn KubeApi, kind: Kind, ns: &str, name: &str, deadline: Instant) -> Result<(), ResourceError> {
+pub async fn wait_gone(
+    kube: &dyn KubeApi,
+    kind: Kind,
+    ns: &str,
+    name: &str,
+    deadline: Instant,
+) -> Result<(), ResourceError> {
     let started = Instant::now();
     loop {
         let Some(obj) = kube.get(kind, ns, name).await? else {
@@ -245,9 +310,18 @@ pub async fn wait_gone(kube: &dyn KubeApi, kind: Kind, ns: &str, name: &str, dea
                 after: started.elapsed(),
             });
         }
-        let rv = obj["metadata"]["resourceVersion"].as_str().unwrap_or("0").to_string();
+        let rv = obj["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or("0")
+            .to_string();
         if let Some(Json::Null) = kube
-            .watch_next(kind, ns, name, &rv, (deadline - now).min(Duration::from_secs(30)))
+            .watch_next(
+                kind,
+                ns,
+                name,
+                &rv,
+                (deadline - now).min(Duration::from_secs(30)),
+            )
             .await?
         {
             return Ok(());
@@ -257,7 +331,12 @@ pub async fn wait_gone(kube: &dyn KubeApi, kind: Kind, ns: &str, name: &str, dea
 
 /// Deletes the named objects (all at once, so foreground deletions overlap) and waits until
 /// every one is gone.
-pub async fn delete_all(kube: &dyn KubeApi, ns: &str, objects: &[(Kind, String)], deadline: Instant) -> Result<(), ResourceError> {
+pub async fn delete_all(
+    kube: &dyn KubeApi,
+    ns: &str,
+    objects: &[(Kind, String)],
+    deadline: Instant,
+) -> Result<(), ResourceError> {
     for (k, name) in objects {
         kube.delete(*k, ns, name).await?;
     }
@@ -278,9 +357,20 @@ mod tests {
 
     #[test]
     fn deployment_complete_only_when_every_replica_is_new_and_available() {
-        assert_eq!(deployment_progress(&dep(2, 2, 3, 3, 3, 3)), Progress::Complete);
-        for d in [dep(2, 1, 3, 3, 3, 3), dep(2, 2, 3, 2, 3, 3), dep(2, 2, 3, 3, 4, 3), dep(2, 2, 3, 3, 3, 2)] {
-            assert!(matches!(deployment_progress(&d), Progress::Waiting(_)), "{d}");
+        assert_eq!(
+            deployment_progress(&dep(2, 2, 3, 3, 3, 3)),
+            Progress::Complete
+        );
+        for d in [
+            dep(2, 1, 3, 3, 3, 3),
+            dep(2, 2, 3, 2, 3, 3),
+            dep(2, 2, 3, 3, 4, 3),
+            dep(2, 2, 3, 3, 3, 2),
+        ] {
+            assert!(
+                matches!(deployment_progress(&d), Progress::Waiting(_)),
+                "{d}"
+            );
         }
     }
 
@@ -289,7 +379,9 @@ mod tests {
         let mut d = dep(2, 2, 3, 1, 3, 2);
         d["status"]["conditions"] = json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
                                              "message": "ReplicaSet \"m-7f\" has timed out progressing."}]);
-        let Progress::Failed { condition, message } = deployment_progress(&d) else { panic!() };
+        let Progress::Failed { condition, message } = deployment_progress(&d) else {
+            panic!()
+        };
         assert_eq!(condition, "Progressing=False (ProgressDeadlineExceeded)");
         assert!(message.contains("timed out"));
     }
@@ -302,18 +394,34 @@ mod tests {
                               "currentRevision": cur, "updateRevision": upd}})
         };
         assert_eq!(statefulset_progress(&sts("a", "a", 2)), Progress::Complete);
-        assert!(matches!(statefulset_progress(&sts("a", "b", 2)), Progress::Waiting(_)));
-        assert!(matches!(statefulset_progress(&sts("a", "a", 1)), Progress::Waiting(_)));
+        assert!(matches!(
+            statefulset_progress(&sts("a", "b", 2)),
+            Progress::Waiting(_)
+        ));
+        assert!(matches!(
+            statefulset_progress(&sts("a", "a", 1)),
+            Progress::Waiting(_)
+        ));
     }
 
     #[test]
     fn jobs_complete_or_fail_by_condition() {
-        assert_eq!(job_progress(&json!({"status": {"conditions": [{"type": "Complete", "status": "True"}]}})), Progress::Complete);
+        assert_eq!(
+            job_progress(
+                &json!({"status": {"conditions": [{"type": "Complete", "status": "True"}]}})
+            ),
+            Progress::Complete
+        );
         assert!(matches!(
-            job_progress(&json!({"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}})),
+            job_progress(
+                &json!({"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}})
+            ),
             Progress::Failed { .. }
         ));
-        assert!(matches!(job_progress(&json!({"status": {"active": 1}})), Progress::Waiting(_)));
+        assert!(matches!(
+            job_progress(&json!({"status": {"active": 1}})),
+            Progress::Waiting(_)
+        ));
     }
 
     #[test]

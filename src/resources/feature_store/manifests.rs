@@ -47,10 +47,14 @@ pub fn secret_ref(s: &FeatureStoreSpec) -> (String, &'static str) {
 pub fn secret(s: &FeatureStoreSpec, redis_password: &str) -> Option<Json> {
     let data = match &s.online {
         OnlineStore::Redis { .. } => json!({"password": redis_password}),
-        OnlineStore::External { connection_string } => json!({"connection-string": connection_string}),
+        OnlineStore::External { connection_string } => {
+            json!({"connection-string": connection_string})
+        }
         OnlineStore::VectorDb { .. } => return None,
     };
-    Some(json!({"apiVersion": "v1", "kind": "Secret", "metadata": meta(s, &s.secret_name()), "type": "Opaque", "stringData": data}))
+    Some(
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": meta(s, &s.secret_name()), "type": "Opaque", "stringData": data}),
+    )
 }
 
 pub fn config_map(s: &FeatureStoreSpec, target: &OnlineTarget) -> Json {
@@ -148,11 +152,18 @@ pub fn network_policy(s: &FeatureStoreSpec, name: &str, role: &str, port: i64) -
 
 /// A pod running `feast` against the generated feature_store.yaml.
 fn feast_pod(s: &FeatureStoreSpec, role: &str, command: Json, restart: &str) -> Json {
-    let mut mounts = vec![json!({"name": "config", "mountPath": "/feast/repo", "readOnly": true}), json!({"name": "tmp", "mountPath": "/tmp"})];
-    let mut volumes = vec![json!({"name": "config", "configMap": {"name": s.config_map_name()}}), json!({"name": "tmp", "emptyDir": {}})];
+    let mut mounts = vec![
+        json!({"name": "config", "mountPath": "/feast/repo", "readOnly": true}),
+        json!({"name": "tmp", "mountPath": "/tmp"}),
+    ];
+    let mut volumes = vec![
+        json!({"name": "config", "configMap": {"name": s.config_map_name()}}),
+        json!({"name": "tmp", "emptyDir": {}}),
+    ];
     if s.uses_files() {
         mounts.push(json!({"name": "data", "mountPath": DATA_DIR}));
-        volumes.push(json!({"name": "data", "persistentVolumeClaim": {"claimName": s.data_claim()}}));
+        volumes
+            .push(json!({"name": "data", "persistentVolumeClaim": {"claimName": s.data_claim()}}));
     }
     let mut c = json!({
         "name": role,
@@ -165,7 +176,8 @@ fn feast_pod(s: &FeatureStoreSpec, role: &str, command: Json, restart: &str) -> 
     });
     if role == "server" {
         c["ports"] = json!([{"name": "http", "containerPort": SERVER_PORT, "protocol": "TCP"}]);
-        c["readinessProbe"] = json!({"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 5});
+        c["readinessProbe"] =
+            json!({"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 5});
         c["livenessProbe"] = json!({"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10, "failureThreshold": 6});
     }
     json!({
@@ -184,7 +196,11 @@ pub fn server_deployment(s: &FeatureStoreSpec, spec_annotation: &str) -> Json {
     let mut m = meta(s, &s.server_name());
     m["annotations"] = json!({SPEC_ANNOTATION: spec_annotation});
     // A ReadWriteOnce volume cannot be held by an old and a new pod on different nodes.
-    let strategy = if s.uses_files() { json!({"type": "Recreate"}) } else { json!({"type": "RollingUpdate"}) };
+    let strategy = if s.uses_files() {
+        json!({"type": "Recreate"})
+    } else {
+        json!({"type": "RollingUpdate"})
+    };
     json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": m,
@@ -207,7 +223,11 @@ pub fn server_service(s: &FeatureStoreSpec) -> Json {
 }
 
 pub fn materialize_cron_job(s: &FeatureStoreSpec, schedule: &str) -> Json {
-    let cmd = json!(["sh", "-c", "exec feast --chdir /feast/repo materialize-incremental \"$(date -u +%Y-%m-%dT%H:%M:%S)\""]);
+    let cmd = json!([
+        "sh",
+        "-c",
+        "exec feast --chdir /feast/repo materialize-incremental \"$(date -u +%Y-%m-%dT%H:%M:%S)\""
+    ]);
     json!({
         "apiVersion": "batch/v1", "kind": "CronJob",
         "metadata": meta(s, &s.materialize_name()),
@@ -230,14 +250,28 @@ mod tests {
         let mut v = super::super::schema::schema().block.null_object();
         v.set_attr("name", Value::string("drivers"));
         v.set_attr("team", Value::string("pricing"));
-        v.set_attr("online_store", Value::object([("kind", Value::string(kind)), ("vector_db_id", Value::string("default/docs")), ("connection_string", Value::string("r:6379,password=x")), ("storage_size", Value::Null)]));
+        v.set_attr(
+            "online_store",
+            Value::object([
+                ("kind", Value::string(kind)),
+                ("vector_db_id", Value::string("default/docs")),
+                ("connection_string", Value::string("r:6379,password=x")),
+                ("storage_size", Value::Null),
+            ]),
+        );
         FeatureStoreSpec::from_value(&v)
     }
 
     #[test]
     fn credentials_come_from_the_right_secret() {
-        assert_eq!(secret_ref(&spec("redis")), ("drivers-online-store".into(), "password"));
-        assert_eq!(secret_ref(&spec("vector_db")), ("docs-credentials".into(), "api-key"));
+        assert_eq!(
+            secret_ref(&spec("redis")),
+            ("drivers-online-store".into(), "password")
+        );
+        assert_eq!(
+            secret_ref(&spec("vector_db")),
+            ("docs-credentials".into(), "api-key")
+        );
         assert!(secret(&spec("vector_db"), "p").is_none());
         let d = server_deployment(&spec("vector_db"), "{}");
         let env = &d["spec"]["template"]["spec"]["containers"][0]["env"][0];
@@ -249,14 +283,22 @@ mod tests {
         let d = server_deployment(&spec("redis"), "{}");
         assert_eq!(d["spec"]["strategy"]["type"], "Recreate");
         let vols = d["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
-        assert!(vols.iter().any(|v| v["persistentVolumeClaim"]["claimName"] == "drivers-data"));
-        assert_eq!(d["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"], true);
+        assert!(vols
+            .iter()
+            .any(|v| v["persistentVolumeClaim"]["claimName"] == "drivers-data"));
+        assert_eq!(
+            d["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"],
+            true
+        );
     }
 
     #[test]
     fn redis_admits_only_the_team() {
         let n = network_policy(&spec("redis"), "drivers-redis", "redis", 6379);
-        assert_eq!(n["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["paved.dev/team"], "pricing");
+        assert_eq!(
+            n["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["paved.dev/team"],
+            "pricing"
+        );
         assert_eq!(n["spec"]["podSelector"]["matchLabels"][ROLE_LABEL], "redis");
     }
 }

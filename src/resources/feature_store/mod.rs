@@ -35,7 +35,12 @@ impl Resource for FeatureStore {
     async fn create(&self, ctx: &Context, planned: &Value) -> Result<Value, ApplyError> {
         ops::apply(ctx, None, planned, "create").await
     }
-    async fn update(&self, ctx: &Context, prior: &Value, planned: &Value) -> Result<Value, ApplyError> {
+    async fn update(
+        &self,
+        ctx: &Context,
+        prior: &Value,
+        planned: &Value,
+    ) -> Result<Value, ApplyError> {
         ops::apply(ctx, Some(prior), planned, "update").await
     }
     async fn delete(&self, ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
@@ -68,15 +73,27 @@ impl ImportState for FeatureStore {
 /// The online store's address as far as the plan can know it: a vector database's comes from
 /// its state when this provider process has seen it (same configuration).
 fn planned_endpoint(ctx: &Context, v: &Value, diags: &mut Diagnostics) -> Value {
-    if !v.get("online_store").is_wholly_known() || !v.get("name").is_wholly_known() || !v.get("namespace").is_wholly_known() {
+    if !v.get("online_store").is_wholly_known()
+        || !v.get("name").is_wholly_known()
+        || !v.get("namespace").is_wholly_known()
+    {
         return Value::Unknown;
     }
     let s = FeatureStoreSpec::from_value(v);
     match &s.online {
-        OnlineStore::Redis { .. } => Value::string(format!("{}.{}.svc.cluster.local:6379", s.redis_name(), s.namespace)),
-        OnlineStore::External { connection_string } => Value::string(config::external_endpoint(connection_string)),
+        OnlineStore::Redis { .. } => Value::string(format!(
+            "{}.{}.svc.cluster.local:6379",
+            s.redis_name(),
+            s.namespace
+        )),
+        OnlineStore::External { connection_string } => {
+            Value::string(config::external_endpoint(connection_string))
+        }
         OnlineStore::VectorDb { namespace, name } => {
-            let Some(db) = ctx.recall(crate::resources::vector_db::TYPE_NAME, &format!("{namespace}/{name}")) else {
+            let Some(db) = ctx.recall(
+                crate::resources::vector_db::TYPE_NAME,
+                &format!("{namespace}/{name}"),
+            ) else {
                 return Value::Unknown;
             };
             let engine = db.get("engine").as_str().unwrap_or_default();
@@ -97,8 +114,21 @@ fn planned_endpoint(ctx: &Context, v: &Value, diags: &mut Diagnostics) -> Value 
 }
 
 impl ModifyPlan for FeatureStore {
-    fn modify_plan(&self, ctx: &Context, inputs: &PlanInputs<'_>, planned: &mut Value, _requires_replace: &mut Vec<AttrPath>, diags: &mut Diagnostics) {
-        crate::resources::common::plan_attribution(ctx, inputs.config, planned, diags, "feature store");
+    fn modify_plan(
+        &self,
+        ctx: &Context,
+        inputs: &PlanInputs<'_>,
+        planned: &mut Value,
+        _requires_replace: &mut Vec<AttrPath>,
+        diags: &mut Diagnostics,
+    ) {
+        crate::resources::common::plan_attribution(
+            ctx,
+            inputs.config,
+            planned,
+            diags,
+            "feature store",
+        );
         if inputs.config.get("feast_project").is_null() {
             let p = match planned.get("name").as_str() {
                 Some(n) => Value::string(spec::default_feast_project(n)),
@@ -120,7 +150,14 @@ impl ModifyPlan for FeatureStore {
             return;
         };
         let same_store = prior.get("online_store") == planned.get("online_store");
-        planned.set_attr("online_store_endpoint", if same_store { prior.get("online_store_endpoint").clone() } else { endpoint });
+        planned.set_attr(
+            "online_store_endpoint",
+            if same_store {
+                prior.get("online_store_endpoint").clone()
+            } else {
+                endpoint
+            },
+        );
         planned.set_attr("status", prior.get("status").clone());
         let strip = |v: &Value| {
             let mut v = v.clone();
@@ -129,7 +166,10 @@ impl ModifyPlan for FeatureStore {
             }
             v
         };
-        let degraded = prior.get("status").as_str().is_some_and(|s| s.starts_with("Degraded"));
+        let degraded = prior
+            .get("status")
+            .as_str()
+            .is_some_and(|s| s.starts_with("Degraded"));
         if degraded || strip(prior) != strip(planned) {
             planned.set_attr("status", Value::Unknown);
         }

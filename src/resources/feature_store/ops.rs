@@ -15,7 +15,13 @@ use serde_json::Value as Json;
 use std::time::{Duration, Instant};
 
 /// Attributes the provider computes; everything else is an argument.
-pub const COMPUTED: [&str; 5] = ["id", "online_store_endpoint", "feature_server_url", "client_config_map", "status"];
+pub const COMPUTED: [&str; 5] = [
+    "id",
+    "online_store_endpoint",
+    "feature_server_url",
+    "client_config_map",
+    "status",
+];
 
 fn secret_value(secret: &Json, key: &str) -> Option<String> {
     let raw = secret["data"][key].as_str()?;
@@ -29,13 +35,26 @@ fn vector_db_path() -> AttrPath {
 /// Where the online store is. A vector database is looked up through its connection Secret,
 /// which says its engine and address, so a missing or unsupported database fails before
 /// anything is changed.
-pub async fn resolve_target(kube: &dyn KubeApi, s: &FeatureStoreSpec) -> Result<OnlineTarget, ResourceError> {
+pub async fn resolve_target(
+    kube: &dyn KubeApi,
+    s: &FeatureStoreSpec,
+) -> Result<OnlineTarget, ResourceError> {
     Ok(match &s.online {
-        OnlineStore::Redis { .. } => OnlineTarget { host: format!("{}.{}.svc.cluster.local", s.redis_name(), s.namespace), port: 6379, engine: "redis".into() },
+        OnlineStore::Redis { .. } => OnlineTarget {
+            host: format!("{}.{}.svc.cluster.local", s.redis_name(), s.namespace),
+            port: 6379,
+            engine: "redis".into(),
+        },
         OnlineStore::External { connection_string } => {
             let ep = config::external_endpoint(connection_string);
-            let (host, port) = ep.rsplit_once(':').map_or((ep.as_str(), 6379), |(h, p)| (h, p.parse().unwrap_or(6379)));
-            OnlineTarget { host: host.to_string(), port, engine: "redis".into() }
+            let (host, port) = ep
+                .rsplit_once(':')
+                .map_or((ep.as_str(), 6379), |(h, p)| (h, p.parse().unwrap_or(6379)));
+            OnlineTarget {
+                host: host.to_string(),
+                port,
+                engine: "redis".into(),
+            }
         }
         OnlineStore::VectorDb { namespace, name } => {
             let secret_name = format!("{name}-credentials");
@@ -47,11 +66,20 @@ pub async fn resolve_target(kube: &dyn KubeApi, s: &FeatureStoreSpec) -> Result<
                 return Err(ResourceError::invalid(vector_db_path(), "Engine not supported by Feast", format!("paved_vector_db {namespace}/{name} runs {engine:?}, which Feast cannot use as an online store; use a pgvector or qdrant database, or kind = \"redis\".")));
             };
             if let Some(have) = config::image_version(&s.image).filter(|v| *v < min) {
-                return Err(ResourceError::invalid(AttrPath::attr("feature_server").then("image"), "Feast too old for the online store", format!("Feast {}.{} cannot use {engine}; it needs Feast {}.{} or newer.", have.0, have.1, min.0, min.1)));
+                return Err(ResourceError::invalid(
+                    AttrPath::attr("feature_server").then("image"),
+                    "Feast too old for the online store",
+                    format!(
+                        "Feast {}.{} cannot use {engine}; it needs Feast {}.{} or newer.",
+                        have.0, have.1, min.0, min.1
+                    ),
+                ));
             }
             OnlineTarget {
                 host: secret_value(&secret, "endpoint").unwrap_or_default(),
-                port: secret_value(&secret, "port").and_then(|p| p.parse().ok()).unwrap_or(0),
+                port: secret_value(&secret, "port")
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0),
                 engine,
             }
         }
@@ -60,12 +88,20 @@ pub async fn resolve_target(kube: &dyn KubeApi, s: &FeatureStoreSpec) -> Result<
 
 /// Objects that must exist for the store to be whole, besides the server Deployment.
 fn companions(s: &FeatureStoreSpec) -> Vec<(Kind, String)> {
-    let mut v = vec![(Kind::ConfigMap, s.config_map_name()), (Kind::Service, s.name.clone()), (Kind::NetworkPolicy, s.name.clone())];
+    let mut v = vec![
+        (Kind::ConfigMap, s.config_map_name()),
+        (Kind::Service, s.name.clone()),
+        (Kind::NetworkPolicy, s.name.clone()),
+    ];
     if !matches!(s.online, OnlineStore::VectorDb { .. }) {
         v.push((Kind::Secret, s.secret_name()));
     }
     if matches!(s.online, OnlineStore::Redis { .. }) {
-        v.extend([(Kind::StatefulSet, s.redis_name()), (Kind::Service, s.redis_name()), (Kind::NetworkPolicy, s.redis_name())]);
+        v.extend([
+            (Kind::StatefulSet, s.redis_name()),
+            (Kind::Service, s.redis_name()),
+            (Kind::NetworkPolicy, s.redis_name()),
+        ]);
     }
     if s.uses_files() {
         v.push((Kind::PersistentVolumeClaim, s.data_claim()));
@@ -76,7 +112,14 @@ fn companions(s: &FeatureStoreSpec) -> Vec<(Kind, String)> {
     v
 }
 
-async fn apply_objects(ctx: &Context, kube: &dyn KubeApi, s: &FeatureStoreSpec, target: &OnlineTarget, annotation: &str, deadline: Instant) -> Result<(), ResourceError> {
+async fn apply_objects(
+    ctx: &Context,
+    kube: &dyn KubeApi,
+    s: &FeatureStoreSpec,
+    target: &OnlineTarget,
+    annotation: &str,
+    deadline: Instant,
+) -> Result<(), ResourceError> {
     let ns = &s.namespace;
     let password = match kube.get(Kind::Secret, ns, &s.secret_name()).await? {
         Some(sec) => secret_value(&sec, "password").unwrap_or_else(workload::random_secret),
@@ -89,41 +132,102 @@ async fn apply_objects(ctx: &Context, kube: &dyn KubeApi, s: &FeatureStoreSpec, 
             Json::Null
         }
     };
-    kube.apply(Kind::ConfigMap, ns, &manifests::config_map(s, target)).await?;
+    kube.apply(Kind::ConfigMap, ns, &manifests::config_map(s, target))
+        .await?;
     if s.uses_files() {
-        kube.apply(Kind::PersistentVolumeClaim, ns, &manifests::data_claim(s)).await?;
+        kube.apply(Kind::PersistentVolumeClaim, ns, &manifests::data_claim(s))
+            .await?;
     } else {
-        kube.delete(Kind::PersistentVolumeClaim, ns, &s.data_claim()).await?;
+        kube.delete(Kind::PersistentVolumeClaim, ns, &s.data_claim())
+            .await?;
     }
     if let OnlineStore::Redis { storage_size } = &s.online {
-        kube.apply(Kind::Service, ns, &manifests::redis_service(s)).await?;
-        kube.apply(Kind::NetworkPolicy, ns, &manifests::network_policy(s, &s.redis_name(), "redis", 6379)).await?;
-        kube.apply(Kind::StatefulSet, ns, &manifests::redis_statefulset(s, storage_size)).await?;
-        workload::wait_for(kube, Kind::StatefulSet, ns, &s.redis_name(), deadline, &ctx.cancel, workload::statefulset_progress)
-            .await
-            .map_err(|e| failed("The managed Redis did not become ready", e, &format!("kubectl -n {ns} describe statefulset {}", s.redis_name())))?;
+        kube.apply(Kind::Service, ns, &manifests::redis_service(s))
+            .await?;
+        kube.apply(
+            Kind::NetworkPolicy,
+            ns,
+            &manifests::network_policy(s, &s.redis_name(), "redis", 6379),
+        )
+        .await?;
+        kube.apply(
+            Kind::StatefulSet,
+            ns,
+            &manifests::redis_statefulset(s, storage_size),
+        )
+        .await?;
+        workload::wait_for(
+            kube,
+            Kind::StatefulSet,
+            ns,
+            &s.redis_name(),
+            deadline,
+            &ctx.cancel,
+            workload::statefulset_progress,
+        )
+        .await
+        .map_err(|e| {
+            failed(
+                "The managed Redis did not become ready",
+                e,
+                &format!("kubectl -n {ns} describe statefulset {}", s.redis_name()),
+            )
+        })?;
     } else {
         for k in [Kind::StatefulSet, Kind::Service, Kind::NetworkPolicy] {
             kube.delete(k, ns, &s.redis_name()).await?;
         }
     }
-    kube.apply(Kind::Service, ns, &manifests::server_service(s)).await?;
-    kube.apply(Kind::NetworkPolicy, ns, &manifests::network_policy(s, &s.name, "server", manifests::SERVER_PORT)).await?;
-    kube.apply(Kind::Deployment, ns, &manifests::server_deployment(s, annotation)).await?;
+    kube.apply(Kind::Service, ns, &manifests::server_service(s))
+        .await?;
+    kube.apply(
+        Kind::NetworkPolicy,
+        ns,
+        &manifests::network_policy(s, &s.name, "server", manifests::SERVER_PORT),
+    )
+    .await?;
+    kube.apply(
+        Kind::Deployment,
+        ns,
+        &manifests::server_deployment(s, annotation),
+    )
+    .await?;
     match &s.schedule {
         Some(sc) => {
-            kube.apply(Kind::CronJob, ns, &manifests::materialize_cron_job(s, sc)).await?;
+            kube.apply(Kind::CronJob, ns, &manifests::materialize_cron_job(s, sc))
+                .await?;
         }
-        None => kube.delete(Kind::CronJob, ns, &s.materialize_name()).await?,
+        None => {
+            kube.delete(Kind::CronJob, ns, &s.materialize_name())
+                .await?
+        }
     }
-    workload::wait_for(kube, Kind::Deployment, ns, &s.server_name(), deadline, &ctx.cancel, workload::deployment_progress)
-        .await
-        .map_err(|e| failed("The feature server did not become available", e, &format!("kubectl -n {ns} describe deployment {}", s.server_name())))?;
+    workload::wait_for(
+        kube,
+        Kind::Deployment,
+        ns,
+        &s.server_name(),
+        deadline,
+        &ctx.cancel,
+        workload::deployment_progress,
+    )
+    .await
+    .map_err(|e| {
+        failed(
+            "The feature server did not become available",
+            e,
+            &format!("kubectl -n {ns} describe deployment {}", s.server_name()),
+        )
+    })?;
     Ok(())
 }
 
 fn failed(summary: &str, e: workload::WaitError, inspect: &str) -> ResourceError {
-    ResourceError::Invalid { path: None, summary: summary.into(), detail: format!("{}\nInspect it with: {inspect}", e.describe()) }
+    ResourceError::Invalid {
+        path: None,
+        summary: summary.into(),
+        detail: format!("{}\nInspect it with: {inspect}", e.describe()),
+    }
 }
 
 /// The arguments for the import annotation; the external connection string is a secret and
@@ -137,17 +241,38 @@ fn annotation(planned: &Value) -> Result<String, ResourceError> {
 }
 
 /// Create (prior = None) or update.
-pub async fn apply(ctx: &Context, prior: Option<&Value>, planned: &Value, op: &str) -> Result<Value, ApplyError> {
+pub async fn apply(
+    ctx: &Context,
+    prior: Option<&Value>,
+    planned: &Value,
+    op: &str,
+) -> Result<Value, ApplyError> {
     let kube = ctx.kube()?.clone();
     let s = FeatureStoreSpec::from_value(planned);
     let deadline = Instant::now() + timeout(planned, op, Duration::from_secs(15 * 60));
     let target = resolve_target(kube.as_ref(), &s).await?;
-    let result = apply_objects(ctx, kube.as_ref(), &s, &target, &annotation(planned)?, deadline).await;
+    let result = apply_objects(
+        ctx,
+        kube.as_ref(),
+        &s,
+        &target,
+        &annotation(planned)?,
+        deadline,
+    )
+    .await;
     let observed = observe(ctx, planned).await;
     match (result, observed) {
         (Ok(()), Ok(Some(v))) => Ok(v),
-        (Ok(()), Ok(None)) => Err(ResourceError::NotFound(format!("Deployment {}/{} right after applying it", s.namespace, s.server_name())).into()),
-        (Ok(()), Err(e)) => Err(ApplyError { error: e, state: Some(placeholder(planned, &target)) }),
+        (Ok(()), Ok(None)) => Err(ResourceError::NotFound(format!(
+            "Deployment {}/{} right after applying it",
+            s.namespace,
+            s.server_name()
+        ))
+        .into()),
+        (Ok(()), Err(e)) => Err(ApplyError {
+            error: e,
+            state: Some(placeholder(planned, &target)),
+        }),
         // Whatever exists is returned so Terraform records it (and taints a failed create).
         (Err(e), obs) => Err(ApplyError {
             error: e,
@@ -172,7 +297,10 @@ fn placeholder(planned: &Value, target: &OnlineTarget) -> Value {
     let mut v = planned.clone();
     set_identity(&mut v, &s);
     v.set_attr("online_store_endpoint", Value::string(target.endpoint()));
-    v.set_attr("status", Value::string("Degraded: could not be read back after apply"));
+    v.set_attr(
+        "status",
+        Value::string("Degraded: could not be read back after apply"),
+    );
     v
 }
 
@@ -208,7 +336,10 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Value>, Reso
                     }
                 }
                 Kind::Secret if matches!(s.online, OnlineStore::External { .. }) => {
-                    if let (Some(c), Some(o)) = (secret_value(&obj, "connection-string"), out.get_mut("online_store")) {
+                    if let (Some(c), Some(o)) = (
+                        secret_value(&obj, "connection-string"),
+                        out.get_mut("online_store"),
+                    ) {
                         o.set_attr("connection_string", Value::string(c));
                     }
                 }
@@ -222,9 +353,14 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Value>, Reso
     }
     let status = if !problems.is_empty() {
         format!("Degraded: {}", problems.join("; "))
-    } else if let Some(Progress::Failed { condition, .. }) = progress.iter().find(|p| matches!(p, Progress::Failed { .. })) {
+    } else if let Some(Progress::Failed { condition, .. }) = progress
+        .iter()
+        .find(|p| matches!(p, Progress::Failed { .. }))
+    {
         format!("Degraded: {condition}")
-    } else if let Some(Progress::Waiting(w)) = progress.iter().find(|p| matches!(p, Progress::Waiting(_))) {
+    } else if let Some(Progress::Waiting(w)) =
+        progress.iter().find(|p| matches!(p, Progress::Waiting(_)))
+    {
         format!("Progressing: {w}")
     } else {
         "Ready".to_string()
@@ -239,16 +375,38 @@ pub async fn delete(ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
     let s = FeatureStoreSpec::from_value(prior);
     let ns = &s.namespace;
     let deadline = Instant::now() + timeout(prior, "delete", Duration::from_secs(600));
-    let mut objects = vec![(Kind::CronJob, s.materialize_name()), (Kind::Deployment, s.server_name())];
-    objects.extend([(Kind::StatefulSet, s.redis_name()), (Kind::Service, s.redis_name()), (Kind::NetworkPolicy, s.redis_name())]);
-    objects.extend([(Kind::Service, s.name.clone()), (Kind::NetworkPolicy, s.name.clone()), (Kind::ConfigMap, s.config_map_name())]);
-    objects.extend([(Kind::Secret, s.secret_name()), (Kind::PersistentVolumeClaim, s.data_claim())]);
+    let mut objects = vec![
+        (Kind::CronJob, s.materialize_name()),
+        (Kind::Deployment, s.server_name()),
+    ];
+    objects.extend([
+        (Kind::StatefulSet, s.redis_name()),
+        (Kind::Service, s.redis_name()),
+        (Kind::NetworkPolicy, s.redis_name()),
+    ]);
+    objects.extend([
+        (Kind::Service, s.name.clone()),
+        (Kind::NetworkPolicy, s.name.clone()),
+        (Kind::ConfigMap, s.config_map_name()),
+    ]);
+    objects.extend([
+        (Kind::Secret, s.secret_name()),
+        (Kind::PersistentVolumeClaim, s.data_claim()),
+    ]);
     workload::delete_all(kube.as_ref(), ns, &objects, deadline).await?;
     let claims: Vec<(Kind, String)> = kube
-        .list(Kind::PersistentVolumeClaim, ns, &format!("{STORE_LABEL}={}", s.name))
+        .list(
+            Kind::PersistentVolumeClaim,
+            ns,
+            &format!("{STORE_LABEL}={}", s.name),
+        )
         .await?
         .iter()
-        .filter_map(|c| c["metadata"]["name"].as_str().map(|n| (Kind::PersistentVolumeClaim, n.to_string())))
+        .filter_map(|c| {
+            c["metadata"]["name"]
+                .as_str()
+                .map(|n| (Kind::PersistentVolumeClaim, n.to_string()))
+        })
         .collect();
     workload::delete_all(kube.as_ref(), ns, &claims, deadline).await
 }
@@ -261,8 +419,14 @@ pub async fn import(ctx: &Context, id: &str) -> Result<Value, ResourceError> {
         .kube()?
         .get(Kind::Deployment, ns, &server)
         .await?
-        .ok_or_else(|| ResourceError::NotFound(format!("feature store {ns}/{name} (Deployment {server})")))?;
-    let mut v = workload::decode_args(&super::schema::schema(), &dep, &format!("Deployment {ns}/{server}"))?;
+        .ok_or_else(|| {
+            ResourceError::NotFound(format!("feature store {ns}/{name} (Deployment {server})"))
+        })?;
+    let mut v = workload::decode_args(
+        &super::schema::schema(),
+        &dep,
+        &format!("Deployment {ns}/{server}"),
+    )?;
     v.set_attr("id", Value::string(format!("{ns}/{name}")));
     Ok(v)
 }

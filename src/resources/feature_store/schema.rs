@@ -15,10 +15,26 @@ pub fn schema() -> Schema {
         .attr(Attribute::optional("connection_string", s(), "Redis connection string, e.g. host:6379,password=… (kind = external).").sensitive())
         .attr(Attribute::optional_computed("storage_size", s(), "Volume of the managed Redis (default \"1Gi\").").default(Value::string("1Gi")));
     let server = Block::new("The Feast feature server (HTTP).")
-        .attr(Attribute::optional_computed("replicas", Type::Number, "Replicas (default 1); more than 1 needs a non-file registry and offline store.").default(Value::int(1)))
-        .attr(Attribute::optional_computed("image", s(), "Feature server image (default feastdev/feature-server:0.47.0).").default(Value::string(DEFAULT_IMAGE)));
-    let materialization = Block::new("Scheduled `feast materialize-incremental` (a CronJob).")
-        .attr(Attribute::required("schedule", s(), "Cron schedule, e.g. \"*/30 * * * *\"."));
+        .attr(
+            Attribute::optional_computed(
+                "replicas",
+                Type::Number,
+                "Replicas (default 1); more than 1 needs a non-file registry and offline store.",
+            )
+            .default(Value::int(1)),
+        )
+        .attr(
+            Attribute::optional_computed(
+                "image",
+                s(),
+                "Feature server image (default feastdev/feature-server:0.47.0).",
+            )
+            .default(Value::string(DEFAULT_IMAGE)),
+        );
+    let materialization =
+        Block::new("Scheduled `feast materialize-incremental` (a CronJob).").attr(
+            Attribute::required("schedule", s(), "Cron schedule, e.g. \"*/30 * * * *\"."),
+        );
     let timeouts = Block::new("Overall limits per operation (e.g. \"15m\").")
         .attr(Attribute::optional("create", s(), "Default 15m."))
         .attr(Attribute::optional("update", s(), "Default 15m."))

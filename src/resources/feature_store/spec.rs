@@ -6,10 +6,17 @@ use crate::cty::Value;
 #[derive(Debug, Clone, PartialEq)]
 pub enum OnlineStore {
     /// A Redis StatefulSet paved runs beside the feature server.
-    Redis { storage_size: String },
+    Redis {
+        storage_size: String,
+    },
     /// A paved_vector_db, by ID (`namespace/name`).
-    VectorDb { namespace: String, name: String },
-    External { connection_string: String },
+    VectorDb {
+        namespace: String,
+        name: String,
+    },
+    External {
+        connection_string: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -43,23 +50,40 @@ impl FeatureStoreSpec {
             "vector_db" => {
                 let id = s(o.get("vector_db_id"), "");
                 let (ns, n) = id.split_once('/').unwrap_or(("", &id));
-                OnlineStore::VectorDb { namespace: ns.to_string(), name: n.to_string() }
+                OnlineStore::VectorDb {
+                    namespace: ns.to_string(),
+                    name: n.to_string(),
+                }
             }
-            "external" => OnlineStore::External { connection_string: s(o.get("connection_string"), "") },
-            _ => OnlineStore::Redis { storage_size: s(o.get("storage_size"), "1Gi") },
+            "external" => OnlineStore::External {
+                connection_string: s(o.get("connection_string"), ""),
+            },
+            _ => OnlineStore::Redis {
+                storage_size: s(o.get("storage_size"), "1Gi"),
+            },
         };
         let fs = v.get("feature_server");
         FeatureStoreSpec {
-            feast_project: v.get("feast_project").as_str().map_or_else(|| default_feast_project(&name), str::to_string),
+            feast_project: v
+                .get("feast_project")
+                .as_str()
+                .map_or_else(|| default_feast_project(&name), str::to_string),
             namespace: s(v.get("namespace"), "default"),
             team: s(v.get("team"), ""),
             project: v.get("project").as_str().map(str::to_string),
-            offline_store: s(v.get("offline_store"), &format!("file://{DATA_DIR}/offline")),
+            offline_store: s(
+                v.get("offline_store"),
+                &format!("file://{DATA_DIR}/offline"),
+            ),
             registry: s(v.get("registry"), &format!("file://{DATA_DIR}/registry.db")),
             online,
             replicas: fs.get("replicas").as_i64().unwrap_or(1),
             image: s(fs.get("image"), DEFAULT_IMAGE),
-            schedule: v.get("materialization").get("schedule").as_str().map(str::to_string),
+            schedule: v
+                .get("materialization")
+                .get("schedule")
+                .as_str()
+                .map(str::to_string),
             name,
         }
     }

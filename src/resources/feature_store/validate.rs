@@ -10,10 +10,15 @@ fn location_error(uri: &str) -> Option<String> {
         let ok = path.starts_with(&format!("{DATA_DIR}/")) && !path.contains("..");
         return (!ok).then(|| format!("{uri:?} is outside the feature store's volume; file locations must be under file://{DATA_DIR}/."));
     }
-    if uri.strip_prefix("s3://").is_some_and(|r| !r.is_empty() && !r.starts_with('/')) {
+    if uri
+        .strip_prefix("s3://")
+        .is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
+    {
         return None;
     }
-    Some(format!("{uri:?} is neither file://{DATA_DIR}/… nor s3://bucket/…."))
+    Some(format!(
+        "{uri:?} is neither file://{DATA_DIR}/… nor s3://bucket/…."
+    ))
 }
 
 pub fn validate(c: &Value) -> Diagnostics {
@@ -23,11 +28,23 @@ pub fn validate(c: &Value) -> Diagnostics {
             d.attr_error(AttrPath::attr(attr), "Invalid Kubernetes name", format!("{n:?} must be 1-63 lowercase letters, digits and dashes, starting and ending with a letter or digit."));
         }
     }
-    if let Some(n) = c.get("name").as_str().filter(|n| n.len() > 40 || n.starts_with(|ch: char| ch.is_ascii_digit())) {
+    if let Some(n) = c
+        .get("name")
+        .as_str()
+        .filter(|n| n.len() > 40 || n.starts_with(|ch: char| ch.is_ascii_digit()))
+    {
         d.attr_error(AttrPath::attr("name"), "Invalid feature store name", format!("{n:?} must start with a letter and be at most 40 characters: its objects append suffixes such as -server and -materialize."));
     }
-    if let Some(p) = c.get("feast_project").as_str().filter(|p| p.is_empty() || !p.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')) {
-        d.attr_error(AttrPath::attr("feast_project"), "Invalid Feast project", format!("{p:?}: Feast project names take letters, digits and underscores only."));
+    if let Some(p) = c
+        .get("feast_project")
+        .as_str()
+        .filter(|p| p.is_empty() || !p.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_'))
+    {
+        d.attr_error(
+            AttrPath::attr("feast_project"),
+            "Invalid Feast project",
+            format!("{p:?}: Feast project names take letters, digits and underscores only."),
+        );
     }
     for attr in ["offline_store", "registry"] {
         if let Some(e) = c.get(attr).as_str().and_then(location_error) {
@@ -41,7 +58,18 @@ pub fn validate(c: &Value) -> Diagnostics {
         Some("redis") | None if !o.get("kind").is_unknown() => {
             for (v, a) in [(vdb, "vector_db_id"), (conn, "connection_string")] {
                 if !v.is_null() {
-                    d.attr_error(at(a), "Argument not used by a managed Redis", format!("online_store.{a} is only used with kind = {}; remove it or set kind.", if a == "vector_db_id" { "\"vector_db\"" } else { "\"external\"" }));
+                    d.attr_error(
+                        at(a),
+                        "Argument not used by a managed Redis",
+                        format!(
+                            "online_store.{a} is only used with kind = {}; remove it or set kind.",
+                            if a == "vector_db_id" {
+                                "\"vector_db\""
+                            } else {
+                                "\"external\""
+                            }
+                        ),
+                    );
                 }
             }
         }
@@ -49,25 +77,47 @@ pub fn validate(c: &Value) -> Diagnostics {
             if vdb.is_null() {
                 d.attr_error(at("vector_db_id"), "Missing vector database", "kind = \"vector_db\" needs online_store.vector_db_id, e.g. paved_vector_db.docs.id.");
             }
-            if let Some(id) = vdb.as_str().filter(|id| id.split('/').count() != 2 || id.starts_with('/') || id.ends_with('/')) {
-                d.attr_error(at("vector_db_id"), "Invalid vector database ID", format!("{id:?} is not NAMESPACE/NAME (use paved_vector_db.<name>.id)."));
+            if let Some(id) = vdb
+                .as_str()
+                .filter(|id| id.split('/').count() != 2 || id.starts_with('/') || id.ends_with('/'))
+            {
+                d.attr_error(
+                    at("vector_db_id"),
+                    "Invalid vector database ID",
+                    format!("{id:?} is not NAMESPACE/NAME (use paved_vector_db.<name>.id)."),
+                );
             }
-            if let (Some(id), Some(ns)) = (vdb.as_str(), Some(c.get("namespace").as_str().unwrap_or("default")).filter(|_| !c.get("namespace").is_unknown())) {
+            if let (Some(id), Some(ns)) = (
+                vdb.as_str(),
+                Some(c.get("namespace").as_str().unwrap_or("default"))
+                    .filter(|_| !c.get("namespace").is_unknown()),
+            ) {
                 if let Some((vns, _)) = id.split_once('/').filter(|(vns, _)| *vns != ns) {
                     d.attr_error(at("vector_db_id"), "Vector database in another namespace", format!("The vector database is in namespace {vns:?} but the feature store is in {ns:?}; pods can only use Secrets of their own namespace. Put both in the same namespace."));
                 }
             }
         }
-        Some("external") => {
-            if conn.is_null() {
-                d.attr_error(at("connection_string"), "Missing connection string", "kind = \"external\" needs online_store.connection_string (host:port,password=…).");
-            }
+        Some("external") if conn.is_null() => {
+            d.attr_error(
+                at("connection_string"),
+                "Missing connection string",
+                "kind = \"external\" needs online_store.connection_string (host:port,password=…).",
+            );
         }
-        Some(k) => d.attr_error(at("kind"), "Unknown online store kind", format!("{k:?} is not an online store kind; use redis, vector_db or external.")),
+        Some("external") => {}
+        Some(k) => d.attr_error(
+            at("kind"),
+            "Unknown online store kind",
+            format!("{k:?} is not an online store kind; use redis, vector_db or external."),
+        ),
         None => {}
     }
     if let Some(q) = o.get("storage_size").as_str().filter(|q| !is_size(q)) {
-        d.attr_error(at("storage_size"), "Invalid size", format!("{q:?} is not a volume size; write it like \"1Gi\"."));
+        d.attr_error(
+            at("storage_size"),
+            "Invalid size",
+            format!("{q:?} is not a volume size; write it like \"1Gi\"."),
+        );
     }
     let replicas = c.get("feature_server").get("replicas");
     if let Some(r) = replicas.as_i64() {
@@ -79,7 +129,11 @@ pub fn validate(c: &Value) -> Diagnostics {
             })
             .collect();
         if r < 1 {
-            d.attr_error(AttrPath::attr("feature_server").then("replicas"), "Invalid replica count", "feature_server.replicas must be 1 or more.");
+            d.attr_error(
+                AttrPath::attr("feature_server").then("replicas"),
+                "Invalid replica count",
+                "feature_server.replicas must be 1 or more.",
+            );
         } else if r > 1 && !file_backed.is_empty() {
             d.attr_error(
                 AttrPath::attr("feature_server").then("replicas"),
@@ -88,7 +142,11 @@ pub fn validate(c: &Value) -> Diagnostics {
             );
         }
     }
-    validate_cron(c.get("materialization").get("schedule"), AttrPath::attr("materialization").then("schedule"), &mut d);
+    validate_cron(
+        c.get("materialization").get("schedule"),
+        AttrPath::attr("materialization").then("schedule"),
+        &mut d,
+    );
     validate_timeouts(c, &mut d);
     d
 }
@@ -100,21 +158,38 @@ mod tests {
     fn cfg(kind: &str) -> Value {
         let mut v = super::super::schema::schema().block.null_object();
         v.set_attr("name", Value::string("drivers"));
-        v.set_attr("online_store", Value::object([("kind", Value::string(kind)), ("vector_db_id", Value::Null), ("connection_string", Value::Null), ("storage_size", Value::Null)]));
+        v.set_attr(
+            "online_store",
+            Value::object([
+                ("kind", Value::string(kind)),
+                ("vector_db_id", Value::Null),
+                ("connection_string", Value::Null),
+                ("storage_size", Value::Null),
+            ]),
+        );
         v
     }
 
     fn paths(d: &Diagnostics) -> Vec<String> {
-        d.iter().map(|x| x.path.as_ref().map(|p| p.to_string()).unwrap_or_default()).collect()
+        d.iter()
+            .map(|x| x.path.as_ref().map(|p| p.to_string()).unwrap_or_default())
+            .collect()
     }
 
     #[test]
     fn file_persistence_refuses_several_servers() {
         let mut v = cfg("redis");
-        v.set_attr("feature_server", Value::object([("replicas", Value::int(2)), ("image", Value::Null)]));
+        v.set_attr(
+            "feature_server",
+            Value::object([("replicas", Value::int(2)), ("image", Value::Null)]),
+        );
         let d = validate(&v);
         assert_eq!(paths(&d), vec!["feature_server.replicas"]);
-        assert!(d.0[0].detail.contains("registry") && d.0[0].detail.contains("offline_store"), "{}", d.0[0].detail);
+        assert!(
+            d.0[0].detail.contains("registry") && d.0[0].detail.contains("offline_store"),
+            "{}",
+            d.0[0].detail
+        );
         v.set_attr("registry", Value::string("s3://feast/registry.db"));
         v.set_attr("offline_store", Value::string("s3://feast/offline"));
         assert!(validate(&v).is_empty());
@@ -122,13 +197,26 @@ mod tests {
 
     #[test]
     fn online_store_kinds_need_their_arguments() {
-        assert_eq!(paths(&validate(&cfg("vector_db"))), vec!["online_store.vector_db_id"]);
-        assert_eq!(paths(&validate(&cfg("external"))), vec!["online_store.connection_string"]);
-        assert_eq!(paths(&validate(&cfg("memcached"))), vec!["online_store.kind"]);
+        assert_eq!(
+            paths(&validate(&cfg("vector_db"))),
+            vec!["online_store.vector_db_id"]
+        );
+        assert_eq!(
+            paths(&validate(&cfg("external"))),
+            vec!["online_store.connection_string"]
+        );
+        assert_eq!(
+            paths(&validate(&cfg("memcached"))),
+            vec!["online_store.kind"]
+        );
         let mut v = cfg("vector_db");
-        v.get_mut("online_store").unwrap().set_attr("vector_db_id", Value::string("other/docs"));
+        v.get_mut("online_store")
+            .unwrap()
+            .set_attr("vector_db_id", Value::string("other/docs"));
         assert_eq!(paths(&validate(&v)), vec!["online_store.vector_db_id"]);
-        v.get_mut("online_store").unwrap().set_attr("vector_db_id", Value::string("default/docs"));
+        v.get_mut("online_store")
+            .unwrap()
+            .set_attr("vector_db_id", Value::string("default/docs"));
         assert!(validate(&v).is_empty());
     }
 

@@ -70,8 +70,15 @@ fn connections(s: &EndpointSpec) -> (Vec<Json>, Vec<Json>, Vec<Json>) {
     let (mut env, mut mounts, mut volumes) = (vec![], vec![], vec![]);
     if let Some(id) = &s.vector_db_id {
         let secret = format!("{}-credentials", id_name(id));
-        for (var, key) in [("VECTOR_DB_ENDPOINT", "endpoint"), ("VECTOR_DB_PORT", "port"), ("VECTOR_DB_ENGINE", "engine"), ("VECTOR_DB_API_KEY", "api-key")] {
-            env.push(json!({"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}));
+        for (var, key) in [
+            ("VECTOR_DB_ENDPOINT", "endpoint"),
+            ("VECTOR_DB_PORT", "port"),
+            ("VECTOR_DB_ENGINE", "engine"),
+            ("VECTOR_DB_API_KEY", "api-key"),
+        ] {
+            env.push(
+                json!({"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}),
+            );
         }
     }
     if let Some(id) = &s.feature_store_id {
@@ -316,5 +323,4 @@ mod tests {
             json!([{"ports": [{"protocol": "TCP", "port": 8080}]}])
         );
     }
-
 }

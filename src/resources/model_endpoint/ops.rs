@@ -2,13 +2,13 @@
 //! automatic rollback.
 
 use super::manifests::{self, Track, URI_ANNOTATION, VERSION_ANNOTATION};
-use crate::resources::workload::{self as rollout, Progress, WaitError};
 use super::spec::{id_name, EndpointSpec};
-use crate::diag::AttrPath;
 use crate::cloud::kube::{Kind, KubeApi};
 use crate::context::Context;
 use crate::cty::Value;
+use crate::diag::AttrPath;
 use crate::error::{ApplyError, ResourceError};
+use crate::resources::workload::{self as rollout, Progress, WaitError};
 use serde_json::Value as Json;
 use std::time::{Duration, Instant};
 
@@ -134,7 +134,10 @@ async fn resolve(kube: &dyn KubeApi, s: &mut EndpointSpec) -> Result<(), Resourc
             ResourceError::invalid(AttrPath::attr("feature_store_id"), "Feature store not found", format!("paved_feature_store {id} does not exist (ConfigMap {name} is missing in namespace {ns}). Create it first; referencing paved_feature_store.<name>.id makes Terraform order the two."))
         })?;
         let d = &cm["data"];
-        s.feature_store_secret = d["secret_name"].as_str().zip(d["secret_key"].as_str()).map(|(a, b)| (a.to_string(), b.to_string()));
+        s.feature_store_secret = d["secret_name"]
+            .as_str()
+            .zip(d["secret_key"].as_str())
+            .map(|(a, b)| (a.to_string(), b.to_string()));
     }
     Ok(())
 }
@@ -428,7 +431,11 @@ pub async fn import(ctx: &Context, id: &str) -> Result<Value, ResourceError> {
         .get(Kind::Deployment, ns, name)
         .await?
         .ok_or_else(|| ResourceError::NotFound(format!("model endpoint {ns}/{name}")))?;
-    let mut v = rollout::decode_args(&super::schema::schema(), &dep, &format!("Deployment {ns}/{name}"))?;
+    let mut v = rollout::decode_args(
+        &super::schema::schema(),
+        &dep,
+        &format!("Deployment {ns}/{name}"),
+    )?;
     v.set_attr("id", Value::string(format!("{ns}/{name}")));
     Ok(v)
 }

@@ -40,7 +40,9 @@ pub fn validate(c: &Value) -> Diagnostics {
     }
     let ns = c.get("namespace");
     for attr in ["vector_db_id", "feature_store_id"] {
-        let Some(id) = c.get(attr).as_str() else { continue };
+        let Some(id) = c.get(attr).as_str() else {
+            continue;
+        };
         match id.split_once('/') {
             Some((n, name)) if !n.is_empty() && !name.is_empty() && !name.contains('/') => {
                 let own = ns.as_str().unwrap_or("default");

@@ -106,12 +106,14 @@ pub fn valid_collection_name(engine: Engine, n: &str) -> bool {
         Engine::Pgvector => {
             first_ok
                 && n.len() <= 50
-                && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                && n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         }
         Engine::Qdrant => {
             !n.is_empty()
                 && n.len() <= 255
-                && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         }
     }
 }
@@ -187,15 +189,24 @@ mod tests {
     use super::*;
 
     fn col(n: &str, d: i64, dist: &str) -> Collection {
-        Collection { name: n.into(), dimension: d, distance: dist.into() }
+        Collection {
+            name: n.into(),
+            dimension: d,
+            distance: dist.into(),
+        }
     }
 
     #[test]
     fn catalog_defaults_are_pinned_images() {
         assert_eq!(Engine::parse("qdrant"), Some(Engine::Qdrant));
         assert_eq!(Engine::parse("milvus"), None);
-        assert_eq!(Engine::Pgvector.image(Engine::Pgvector.default_version()), "pgvector/pgvector:0.8.0-pg16");
-        assert!(Engine::Qdrant.image("1.13.6").ends_with("v1.13.6-unprivileged"));
+        assert_eq!(
+            Engine::Pgvector.image(Engine::Pgvector.default_version()),
+            "pgvector/pgvector:0.8.0-pg16"
+        );
+        assert!(Engine::Qdrant
+            .image("1.13.6")
+            .ends_with("v1.13.6-unprivileged"));
         assert!(Engine::Qdrant.clusters() && !Engine::Pgvector.clusters());
     }
 
@@ -223,7 +234,10 @@ mod tests {
     fn collection_names_are_safe_identifiers() {
         assert!(valid_collection_name(Engine::Pgvector, "docs_v2"));
         assert!(!valid_collection_name(Engine::Pgvector, "Docs"));
-        assert!(!valid_collection_name(Engine::Pgvector, "docs; drop table x"));
+        assert!(!valid_collection_name(
+            Engine::Pgvector,
+            "docs; drop table x"
+        ));
         assert!(!valid_collection_name(Engine::Pgvector, "2docs"));
         assert!(valid_collection_name(Engine::Qdrant, "docs-v2.1"));
         assert!(!valid_collection_name(Engine::Qdrant, "a/b"));

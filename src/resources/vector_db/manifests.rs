@@ -39,7 +39,10 @@ pub fn secret(s: &VectorDbSpec, key: &str) -> Json {
         data["username"] = json!("paved");
         data["database"] = json!("paved");
         data["password"] = json!(key);
-        data["uri"] = json!(format!("postgresql://paved:{key}@{}:{port}/paved", s.host()));
+        data["uri"] = json!(format!(
+            "postgresql://paved:{key}@{}:{port}/paved",
+            s.host()
+        ));
     } else {
         data["url"] = json!(format!("http://{}:{port}", s.host()));
     }
@@ -69,7 +72,9 @@ fn ports(s: &VectorDbSpec) -> Vec<Json> {
             json!({"name": "http", "port": 6333, "targetPort": 6333, "protocol": "TCP"}),
             json!({"name": "grpc", "port": 6334, "targetPort": 6334, "protocol": "TCP"}),
         ],
-        Engine::Pgvector => vec![json!({"name": "postgres", "port": 5432, "targetPort": 5432, "protocol": "TCP"})],
+        Engine::Pgvector => {
+            vec![json!({"name": "postgres", "port": 5432, "targetPort": 5432, "protocol": "TCP"})]
+        }
     }
 }
 
@@ -97,7 +102,10 @@ pub fn headless_service(s: &VectorDbSpec) -> Json {
 pub fn network_policy(s: &VectorDbSpec) -> Json {
     let mut teams = vec![s.team.clone()];
     teams.extend(s.allowed_teams.iter().filter(|t| **t != s.team).cloned());
-    let client_ports: Vec<Json> = ports(s).iter().map(|p| json!({"protocol": "TCP", "port": p["port"]})).collect();
+    let client_ports: Vec<Json> = ports(s)
+        .iter()
+        .map(|p| json!({"protocol": "TCP", "port": p["port"]}))
+        .collect();
     json!({
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": meta(s, &s.name),
@@ -193,7 +201,10 @@ pub fn statefulset(s: &VectorDbSpec, spec_annotation: &str) -> Json {
             Json::Null,
         ),
     };
-    let mut mounts = vec![json!({"name": "data", "mountPath": e.data_path()}), json!({"name": "tmp", "mountPath": "/tmp"})];
+    let mut mounts = vec![
+        json!({"name": "data", "mountPath": e.data_path()}),
+        json!({"name": "tmp", "mountPath": "/tmp"}),
+    ];
     mounts.extend(extra_mounts);
     let mut volumes = vec![json!({"name": "tmp", "emptyDir": {}})];
     volumes.extend(extra_volumes);
@@ -250,7 +261,11 @@ pub fn statefulset(s: &VectorDbSpec, spec_annotation: &str) -> Json {
 }
 
 fn script_pod(s: &VectorDbSpec, role: &str, image: &str, script: &str, restart: &str) -> Json {
-    let uid = if image == CURL_IMAGE { 100 } else { s.engine.uid() };
+    let uid = if image == CURL_IMAGE {
+        100
+    } else {
+        s.engine.uid()
+    };
     json!({
         "metadata": {"labels": with_role(s, role)},
         "spec": {
@@ -295,11 +310,14 @@ pub fn bootstrap_job(s: &VectorDbSpec) -> Json {
 /// Dumps (pgvector) or snapshots (qdrant) into a scratch volume, then copies it to S3.
 pub fn backup_cron_job(s: &VectorDbSpec, schedule: &str, destination: &str) -> Json {
     let mut pod = script_pod(s, "backup", tool_image(s), "backup.sh", "OnFailure");
-    let dump = pod["spec"]["containers"][0].take();
-    let mut dump = dump;
-    dump["volumeMounts"].as_array_mut().map(|m| m.push(json!({"name": "backup", "mountPath": "/backup"})));
+    let mut dump = pod["spec"]["containers"][0].take();
+    if let Some(m) = dump["volumeMounts"].as_array_mut() {
+        m.push(json!({"name": "backup", "mountPath": "/backup"}));
+    }
     pod["spec"]["initContainers"] = json!([dump]);
-    pod["spec"]["volumes"].as_array_mut().map(|v| v.push(json!({"name": "backup", "emptyDir": {}})));
+    if let Some(v) = pod["spec"]["volumes"].as_array_mut() {
+        v.push(json!({"name": "backup", "emptyDir": {}}));
+    }
     pod["spec"]["containers"] = json!([{
         "name": "upload",
         "image": AWS_CLI_IMAGE,
@@ -355,11 +373,23 @@ mod tests {
         let pod = &sts["spec"]["template"]["spec"];
         assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
         assert_eq!(pod["automountServiceAccountToken"], false);
-        assert_eq!(pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"], true);
-        assert_eq!(sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"], "10Gi");
-        assert_eq!(sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"], "Delete");
+        assert_eq!(
+            pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"],
+            true
+        );
+        assert_eq!(
+            sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
+            "10Gi"
+        );
+        assert_eq!(
+            sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"],
+            "Delete"
+        );
         let env = pod["containers"][0]["env"].as_array().unwrap();
-        let pw = env.iter().find(|e| e["name"] == "POSTGRES_PASSWORD").unwrap();
+        let pw = env
+            .iter()
+            .find(|e| e["name"] == "POSTGRES_PASSWORD")
+            .unwrap();
         assert!(pw["value"].is_null() && pw["valueFrom"]["secretKeyRef"]["key"] == "api-key");
     }
 
@@ -369,17 +399,31 @@ mod tests {
         assert!(one["spec"]["template"]["spec"]["containers"][0]["command"].is_null());
         let three = statefulset(&spec("qdrant", 3), "{}");
         let c = &three["spec"]["template"]["spec"]["containers"][0];
-        assert!(c["command"][2].as_str().unwrap().contains("--bootstrap http://docs-0.docs-headless:6335"));
-        assert!(c["env"].as_array().unwrap().iter().any(|e| e["name"] == "QDRANT__CLUSTER__ENABLED"));
+        assert!(c["command"][2]
+            .as_str()
+            .unwrap()
+            .contains("--bootstrap http://docs-0.docs-headless:6335"));
+        assert!(c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "QDRANT__CLUSTER__ENABLED"));
     }
 
     #[test]
     fn bootstrap_job_is_named_after_its_collections() {
         let mut a = spec("qdrant", 1);
         let j1 = bootstrap_job(&a)["metadata"]["name"].clone();
-        a.collections.push(super::super::spec::Collection { name: "x".into(), dimension: 3, distance: "cosine".into() });
+        a.collections.push(super::super::spec::Collection {
+            name: "x".into(),
+            dimension: 3,
+            distance: "cosine".into(),
+        });
         let j2 = bootstrap_job(&a)["metadata"]["name"].clone();
         assert_ne!(j1, j2);
-        assert_eq!(bootstrap_job(&a)["spec"]["template"]["metadata"]["labels"][ROLE_LABEL], "bootstrap");
+        assert_eq!(
+            bootstrap_job(&a)["spec"]["template"]["metadata"]["labels"][ROLE_LABEL],
+            "bootstrap"
+        );
     }
 }

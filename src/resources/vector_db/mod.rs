@@ -36,7 +36,12 @@ impl Resource for VectorDb {
     async fn create(&self, ctx: &Context, planned: &Value) -> Result<Value, ApplyError> {
         ops::apply(ctx, None, planned, "create").await
     }
-    async fn update(&self, ctx: &Context, prior: &Value, planned: &Value) -> Result<Value, ApplyError> {
+    async fn update(
+        &self,
+        ctx: &Context,
+        prior: &Value,
+        planned: &Value,
+    ) -> Result<Value, ApplyError> {
         ops::apply(ctx, Some(prior), planned, "update").await
     }
     async fn delete(&self, ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
@@ -77,10 +82,25 @@ fn effective_storage(v: &Value) -> (Option<String>, Option<String>) {
 }
 
 impl ModifyPlan for VectorDb {
-    fn modify_plan(&self, ctx: &Context, inputs: &PlanInputs<'_>, planned: &mut Value, requires_replace: &mut Vec<AttrPath>, diags: &mut Diagnostics) {
-        crate::resources::common::plan_attribution(ctx, inputs.config, planned, diags, "vector database");
+    fn modify_plan(
+        &self,
+        ctx: &Context,
+        inputs: &PlanInputs<'_>,
+        planned: &mut Value,
+        requires_replace: &mut Vec<AttrPath>,
+        diags: &mut Diagnostics,
+    ) {
+        crate::resources::common::plan_attribution(
+            ctx,
+            inputs.config,
+            planned,
+            diags,
+            "vector database",
+        );
         let engine = planned.get("engine").as_str().and_then(Engine::parse);
-        let same_engine = inputs.prior.is_some_and(|p| p.get("engine") == planned.get("engine"));
+        let same_engine = inputs
+            .prior
+            .is_some_and(|p| p.get("engine") == planned.get("engine"));
         if inputs.config.get("engine_version").is_null() {
             let v = match (inputs.prior, engine) {
                 (Some(p), _) if same_engine => p.get("engine_version").clone(),
@@ -117,7 +137,11 @@ impl ModifyPlan for VectorDb {
             requires_replace.push(AttrPath::attr("storage"));
         }
         for (i, col) in planned.get("collection").elements().iter().enumerate() {
-            let old = prior.get("collection").elements().iter().find(|p| p.get("name") == col.get("name") && !col.get("name").is_unknown());
+            let old = prior
+                .get("collection")
+                .elements()
+                .iter()
+                .find(|p| p.get("name") == col.get("name") && !col.get("name").is_unknown());
             if let (Some(old), Some(dim)) = (old, col.get("dimension").as_i64()) {
                 if old.get("dimension").as_i64().is_some_and(|o| o != dim) {
                     diags.attr_error(
@@ -137,7 +161,10 @@ impl ModifyPlan for VectorDb {
         };
         // A Degraded database (a companion object deleted out of band, a failed bootstrap) is
         // repaired by the next apply.
-        let degraded = prior.get("status").as_str().is_some_and(|s| s.starts_with("Degraded"));
+        let degraded = prior
+            .get("status")
+            .as_str()
+            .is_some_and(|s| s.starts_with("Degraded"));
         if degraded || strip(prior) != strip(planned) {
             planned.set_attr("status", Value::Unknown);
         }
@@ -155,7 +182,10 @@ mod tests {
         v.set_attr("team", Value::string("search"));
         v.set_attr("engine", Value::string("pgvector"));
         if let Some(sz) = size {
-            v.set_attr("storage", Value::object([("size", Value::string(sz)), ("storage_class", Value::Null)]));
+            v.set_attr(
+                "storage",
+                Value::object([("size", Value::string(sz)), ("storage_class", Value::Null)]),
+            );
         }
         v
     }
@@ -164,7 +194,13 @@ mod tests {
         let sch = schema::schema();
         let p = plan::plan(&sch, prior, cfg, cfg);
         let (mut planned, mut rr, mut d) = (p.planned, p.requires_replace, Diagnostics::new());
-        VectorDb.modify_plan(&Context::unconfigured(), &PlanInputs { prior, config: cfg }, &mut planned, &mut rr, &mut d);
+        VectorDb.modify_plan(
+            &Context::unconfigured(),
+            &PlanInputs { prior, config: cfg },
+            &mut planned,
+            &mut rr,
+            &mut d,
+        );
         (planned, rr, d)
     }
 
@@ -180,7 +216,10 @@ mod tests {
         let (p, rr, d) = plan_of(None, &config(None));
         assert!(d.is_empty() && rr.is_empty());
         assert_eq!(p.get("id").as_str(), Some("default/docs"));
-        assert_eq!(p.get("image").as_str(), Some("pgvector/pgvector:0.8.0-pg16"));
+        assert_eq!(
+            p.get("image").as_str(),
+            Some("pgvector/pgvector:0.8.0-pg16")
+        );
         assert_eq!(p.get("port").as_i64(), Some(5432));
         assert!(p.get("api_key").is_unknown());
     }
@@ -196,14 +235,20 @@ mod tests {
         let (_, rr, _) = plan_of(Some(&prior), &config(Some("10Gi")));
         assert!(rr.is_empty());
         let (_, rr, _) = plan_of(Some(&prior), &config(Some("20Gi")));
-        assert_eq!(rr.iter().map(|p| p.to_string()).collect::<Vec<_>>(), vec!["storage"]);
+        assert_eq!(
+            rr.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            vec!["storage"]
+        );
     }
 
     #[test]
     fn degraded_status_plans_a_repair() {
         let (p, _, _) = plan_of(None, &config(None));
         let mut prior = applied(&p);
-        prior.set_attr("status", Value::string("Degraded: Secret docs-credentials is missing"));
+        prior.set_attr(
+            "status",
+            Value::string("Degraded: Secret docs-credentials is missing"),
+        );
         let (again, _, _) = plan_of(Some(&prior), &config(None));
         assert!(again.get("status").is_unknown());
     }

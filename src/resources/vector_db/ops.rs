@@ -13,7 +13,14 @@ use serde_json::Value as Json;
 use std::time::{Duration, Instant};
 
 /// Attributes the provider computes; everything else is an argument.
-pub const COMPUTED: [&str; 6] = ["id", "endpoint", "port", "api_key", "connection_secret", "status"];
+pub const COMPUTED: [&str; 6] = [
+    "id",
+    "endpoint",
+    "port",
+    "api_key",
+    "connection_secret",
+    "status",
+];
 
 /// The objects besides the StatefulSet that must exist for the database to be whole.
 fn companions(s: &VectorDbSpec) -> Vec<(Kind, String)> {
@@ -33,22 +40,47 @@ fn companions(s: &VectorDbSpec) -> Vec<(Kind, String)> {
     v
 }
 
-async fn apply_objects(kube: &dyn KubeApi, s: &VectorDbSpec, key: &str, annotation: &str) -> Result<(), ResourceError> {
+async fn apply_objects(
+    kube: &dyn KubeApi,
+    s: &VectorDbSpec,
+    key: &str,
+    annotation: &str,
+) -> Result<(), ResourceError> {
     let ns = &s.namespace;
-    kube.apply(Kind::Secret, ns, &manifests::secret(s, key)).await?;
-    kube.apply(Kind::ConfigMap, ns, &manifests::config_map(s)).await?;
-    kube.apply(Kind::Service, ns, &manifests::headless_service(s)).await?;
-    kube.apply(Kind::Service, ns, &manifests::client_service(s)).await?;
-    kube.apply(Kind::NetworkPolicy, ns, &manifests::network_policy(s)).await?;
+    kube.apply(Kind::Secret, ns, &manifests::secret(s, key))
+        .await?;
+    kube.apply(Kind::ConfigMap, ns, &manifests::config_map(s))
+        .await?;
+    kube.apply(Kind::Service, ns, &manifests::headless_service(s))
+        .await?;
+    kube.apply(Kind::Service, ns, &manifests::client_service(s))
+        .await?;
+    kube.apply(Kind::NetworkPolicy, ns, &manifests::network_policy(s))
+        .await?;
     if s.replicas > 1 {
-        kube.apply(Kind::PodDisruptionBudget, ns, &manifests::pod_disruption_budget(s)).await?;
+        kube.apply(
+            Kind::PodDisruptionBudget,
+            ns,
+            &manifests::pod_disruption_budget(s),
+        )
+        .await?;
     } else {
         kube.delete(Kind::PodDisruptionBudget, ns, &s.name).await?;
     }
-    kube.apply(Kind::StatefulSet, ns, &manifests::statefulset(s, annotation)).await?;
+    kube.apply(
+        Kind::StatefulSet,
+        ns,
+        &manifests::statefulset(s, annotation),
+    )
+    .await?;
     match &s.backup {
         Some((schedule, dest)) => {
-            kube.apply(Kind::CronJob, ns, &manifests::backup_cron_job(s, schedule, dest)).await?;
+            kube.apply(
+                Kind::CronJob,
+                ns,
+                &manifests::backup_cron_job(s, schedule, dest),
+            )
+            .await?;
         }
         None => kube.delete(Kind::CronJob, ns, &s.backup_name()).await?,
     }
@@ -56,24 +88,68 @@ async fn apply_objects(kube: &dyn KubeApi, s: &VectorDbSpec, key: &str, annotati
 }
 
 fn wait_failed(summary: &str, e: workload::WaitError, hint: &str) -> ResourceError {
-    ResourceError::Invalid { path: None, summary: summary.into(), detail: format!("{}{hint}", e.describe()) }
+    ResourceError::Invalid {
+        path: None,
+        summary: summary.into(),
+        detail: format!("{}{hint}", e.describe()),
+    }
 }
 
 /// Waits for the engine, then runs the bootstrap Job for the current collection list (unless
 /// it already completed) and removes Jobs of earlier lists.
-async fn converge(ctx: &Context, kube: &dyn KubeApi, s: &VectorDbSpec, deadline: Instant) -> Result<(), ResourceError> {
+async fn converge(
+    ctx: &Context,
+    kube: &dyn KubeApi,
+    s: &VectorDbSpec,
+    deadline: Instant,
+) -> Result<(), ResourceError> {
     let ns = &s.namespace;
-    workload::wait_for(kube, Kind::StatefulSet, ns, &s.name, deadline, &ctx.cancel, workload::statefulset_progress)
-        .await
-        .map_err(|e| wait_failed("Vector database did not become ready", e, &format!("\nInspect it with: kubectl -n {ns} describe statefulset {}", s.name)))?;
+    workload::wait_for(
+        kube,
+        Kind::StatefulSet,
+        ns,
+        &s.name,
+        deadline,
+        &ctx.cancel,
+        workload::statefulset_progress,
+    )
+    .await
+    .map_err(|e| {
+        wait_failed(
+            "Vector database did not become ready",
+            e,
+            &format!(
+                "\nInspect it with: kubectl -n {ns} describe statefulset {}",
+                s.name
+            ),
+        )
+    })?;
     let job = s.bootstrap_job_name();
     if !s.collections.is_empty() {
-        let done = kube.get(Kind::Job, ns, &job).await?.is_some_and(|j| workload::job_progress(&j) == Progress::Complete);
+        let done = kube
+            .get(Kind::Job, ns, &job)
+            .await?
+            .is_some_and(|j| workload::job_progress(&j) == Progress::Complete);
         if !done {
-            kube.apply(Kind::Job, ns, &manifests::bootstrap_job(s)).await?;
-            workload::wait_for(kube, Kind::Job, ns, &job, deadline, &ctx.cancel, workload::job_progress)
-                .await
-                .map_err(|e| wait_failed("Creating the collections failed", e, &format!("\nSee the script's output with: kubectl -n {ns} logs job/{job}")))?;
+            kube.apply(Kind::Job, ns, &manifests::bootstrap_job(s))
+                .await?;
+            workload::wait_for(
+                kube,
+                Kind::Job,
+                ns,
+                &job,
+                deadline,
+                &ctx.cancel,
+                workload::job_progress,
+            )
+            .await
+            .map_err(|e| {
+                wait_failed(
+                    "Creating the collections failed",
+                    e,
+                    &format!("\nSee the script's output with: kubectl -n {ns} logs job/{job}"),
+                )
+            })?;
         }
     }
     let selector = format!("{DB_LABEL}={},{ROLE_LABEL}=bootstrap", s.name);
@@ -86,7 +162,12 @@ async fn converge(ctx: &Context, kube: &dyn KubeApi, s: &VectorDbSpec, deadline:
 }
 
 /// Create (prior = None) or update.
-pub async fn apply(ctx: &Context, prior: Option<&Value>, planned: &Value, op: &str) -> Result<Value, ApplyError> {
+pub async fn apply(
+    ctx: &Context,
+    prior: Option<&Value>,
+    planned: &Value,
+    op: &str,
+) -> Result<Value, ApplyError> {
     let kube = ctx.kube()?.clone();
     let s = VectorDbSpec::from_value(planned);
     let key = planned
@@ -105,8 +186,15 @@ pub async fn apply(ctx: &Context, prior: Option<&Value>, planned: &Value, op: &s
     let observed = observe(ctx, &planned).await;
     match (result, observed) {
         (Ok(()), Ok(Some(v))) => Ok(v),
-        (Ok(()), Ok(None)) => Err(ResourceError::NotFound(format!("StatefulSet {}/{} right after applying it", s.namespace, s.name)).into()),
-        (Ok(()), Err(e)) => Err(ApplyError { error: e, state: Some(placeholder(&planned)) }),
+        (Ok(()), Ok(None)) => Err(ResourceError::NotFound(format!(
+            "StatefulSet {}/{} right after applying it",
+            s.namespace, s.name
+        ))
+        .into()),
+        (Ok(()), Err(e)) => Err(ApplyError {
+            error: e,
+            state: Some(placeholder(&planned)),
+        }),
         // Whatever exists is returned so Terraform records it (and taints a failed create).
         (Err(e), obs) => {
             let state = match obs {
@@ -131,13 +219,19 @@ fn placeholder(planned: &Value) -> Value {
     let s = VectorDbSpec::from_value(planned);
     let mut v = planned.clone();
     set_identity(&mut v, &s);
-    for (k, d) in [("engine_version", s.version.clone()), ("image", s.image.clone())] {
+    for (k, d) in [
+        ("engine_version", s.version.clone()),
+        ("image", s.image.clone()),
+    ] {
         if !v.get(k).is_wholly_known() {
             v.set_attr(k, Value::string(d));
         }
     }
     if v.get("status").is_unknown() {
-        v.set_attr("status", Value::string("Degraded: could not be read back after apply"));
+        v.set_attr(
+            "status",
+            Value::string("Degraded: could not be read back after apply"),
+        );
     }
     v
 }
@@ -218,14 +312,22 @@ pub async fn delete(ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
     let s = VectorDbSpec::from_value(prior);
     let ns = &s.namespace;
     let deadline = Instant::now() + timeout(prior, "delete", Duration::from_secs(600));
-    let mut objects = vec![(Kind::CronJob, s.backup_name()), (Kind::StatefulSet, s.name.clone()), (Kind::PodDisruptionBudget, s.name.clone())];
+    let mut objects = vec![
+        (Kind::CronJob, s.backup_name()),
+        (Kind::StatefulSet, s.name.clone()),
+        (Kind::PodDisruptionBudget, s.name.clone()),
+    ];
     let selector = format!("{DB_LABEL}={}", s.name);
     for j in kube.list(Kind::Job, ns, &selector).await? {
         if let Some(n) = j["metadata"]["name"].as_str() {
             objects.push((Kind::Job, n.to_string()));
         }
     }
-    objects.extend(companions(&s).into_iter().filter(|(k, _)| !matches!(k, Kind::CronJob | Kind::PodDisruptionBudget)));
+    objects.extend(
+        companions(&s)
+            .into_iter()
+            .filter(|(k, _)| !matches!(k, Kind::CronJob | Kind::PodDisruptionBudget)),
+    );
     workload::delete_all(kube.as_ref(), ns, &objects, deadline).await?;
     // The StatefulSet's retention policy deletes its claims; any left behind (e.g. from
     // replicas scaled away) go too, so destroy leaves nothing.
@@ -233,7 +335,11 @@ pub async fn delete(ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
         .list(Kind::PersistentVolumeClaim, ns, &selector)
         .await?
         .iter()
-        .filter_map(|c| c["metadata"]["name"].as_str().map(|n| (Kind::PersistentVolumeClaim, n.to_string())))
+        .filter_map(|c| {
+            c["metadata"]["name"]
+                .as_str()
+                .map(|n| (Kind::PersistentVolumeClaim, n.to_string()))
+        })
         .collect();
     workload::delete_all(kube.as_ref(), ns, &claims, deadline).await
 }
@@ -246,7 +352,11 @@ pub async fn import(ctx: &Context, id: &str) -> Result<Value, ResourceError> {
         .get(Kind::StatefulSet, ns, name)
         .await?
         .ok_or_else(|| ResourceError::NotFound(format!("vector database {ns}/{name}")))?;
-    let mut v = workload::decode_args(&super::schema::schema(), &sts, &format!("StatefulSet {ns}/{name}"))?;
+    let mut v = workload::decode_args(
+        &super::schema::schema(),
+        &sts,
+        &format!("StatefulSet {ns}/{name}"),
+    )?;
     v.set_attr("id", Value::string(format!("{ns}/{name}")));
     Ok(v)
 }

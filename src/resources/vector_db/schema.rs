@@ -9,15 +9,33 @@ pub fn schema() -> Schema {
         .attr(Attribute::optional_computed("size", s(), "Volume size per replica (default \"10Gi\").").default(Value::string("10Gi")))
         .attr(Attribute::optional("storage_class", s(), "StorageClass (default: the cluster's default class)."));
     let resources = Block::new("Per-replica resources.")
-        .attr(Attribute::optional_computed("cpu", s(), "CPU request (default \"500m\").").default(Value::string("500m")))
-        .attr(Attribute::optional_computed("memory", s(), "Memory request and limit (default \"1Gi\").").default(Value::string("1Gi")));
+        .attr(
+            Attribute::optional_computed("cpu", s(), "CPU request (default \"500m\").")
+                .default(Value::string("500m")),
+        )
+        .attr(
+            Attribute::optional_computed(
+                "memory",
+                s(),
+                "Memory request and limit (default \"1Gi\").",
+            )
+            .default(Value::string("1Gi")),
+        );
     let collection = Block::new("A collection (qdrant) or table (pgvector) created by the bootstrap Job. Existing collections are left as they are; removing one from the configuration never drops data.")
         .attr(Attribute::required("name", s(), "Collection name; for pgvector a lowercase SQL identifier."))
         .attr(Attribute::required("dimension", Type::Number, "Vector dimension (pgvector indexes allow at most 2,000)."))
         .attr(Attribute::optional_computed("distance", s(), "cosine (default), dot or euclid.").default(Value::string("cosine")));
     let backup = Block::new("Scheduled backups to object storage (a CronJob).")
-        .attr(Attribute::required("schedule", s(), "Cron schedule, e.g. \"0 3 * * *\"."))
-        .attr(Attribute::required("destination", s(), "s3://bucket/prefix the dumps/snapshots are copied to."));
+        .attr(Attribute::required(
+            "schedule",
+            s(),
+            "Cron schedule, e.g. \"0 3 * * *\".",
+        ))
+        .attr(Attribute::required(
+            "destination",
+            s(),
+            "s3://bucket/prefix the dumps/snapshots are copied to.",
+        ));
     let timeouts = Block::new("Overall limits per operation (e.g. \"15m\").")
         .attr(Attribute::optional("create", s(), "Default 15m."))
         .attr(Attribute::optional("update", s(), "Default 15m."))

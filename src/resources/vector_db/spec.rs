@@ -35,9 +35,16 @@ fn s(v: &Value, d: &str) -> String {
 
 impl VectorDbSpec {
     pub fn from_value(v: &Value) -> VectorDbSpec {
-        let engine = v.get("engine").as_str().and_then(Engine::parse).unwrap_or(Engine::Qdrant);
+        let engine = v
+            .get("engine")
+            .as_str()
+            .and_then(Engine::parse)
+            .unwrap_or(Engine::Qdrant);
         let version = s(v.get("engine_version"), engine.default_version());
-        let image = v.get("image").as_str().map_or_else(|| engine.image(&version), str::to_string);
+        let image = v
+            .get("image")
+            .as_str()
+            .map_or_else(|| engine.image(&version), str::to_string);
         let (st, r, b) = (v.get("storage"), v.get("resources"), v.get("backup"));
         VectorDbSpec {
             name: s(v.get("name"), ""),

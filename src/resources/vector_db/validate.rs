@@ -28,7 +28,14 @@ pub fn validate(c: &Value) -> Diagnostics {
             Some(e) => Some(e),
             None => {
                 let known: Vec<&str> = Engine::ALL.iter().map(|e| e.name()).collect();
-                d.attr_error(AttrPath::attr("engine"), "Unknown engine", format!("{e:?} is not an engine paved runs; use one of: {}.", known.join(", ")));
+                d.attr_error(
+                    AttrPath::attr("engine"),
+                    "Unknown engine",
+                    format!(
+                        "{e:?} is not an engine paved runs; use one of: {}.",
+                        known.join(", ")
+                    ),
+                );
                 None
             }
         },
@@ -41,7 +48,11 @@ pub fn validate(c: &Value) -> Diagnostics {
     }
     if let Some(r) = c.get("replicas").as_i64() {
         if r < 1 {
-            d.attr_error(AttrPath::attr("replicas"), "Invalid replica count", "replicas must be 1 or more.");
+            d.attr_error(
+                AttrPath::attr("replicas"),
+                "Invalid replica count",
+                "replicas must be 1 or more.",
+            );
         } else if r > 1 && engine.is_some_and(|e| !e.clusters()) {
             d.attr_error(AttrPath::attr("replicas"), "Engine does not cluster", format!("{} runs a single PostgreSQL primary; {r} replicas would be independent databases with diverging data. Use replicas = 1, or engine = \"qdrant\", which clusters.", engine.map_or("", |e| e.name())));
         }
@@ -53,30 +64,53 @@ pub fn validate(c: &Value) -> Diagnostics {
     }
     let st = c.get("storage");
     if let Some(q) = st.get("size").as_str().filter(|q| !is_size(q)) {
-        d.attr_error(AttrPath::attr("storage").then("size"), "Invalid size", format!("{q:?} is not a volume size; write it like \"10Gi\" or \"500Mi\"."));
+        d.attr_error(
+            AttrPath::attr("storage").then("size"),
+            "Invalid size",
+            format!("{q:?} is not a volume size; write it like \"10Gi\" or \"500Mi\"."),
+        );
     }
     let r = c.get("resources");
     if let Some(q) = r.get("memory").as_str().filter(|q| !is_size(q)) {
-        d.attr_error(AttrPath::attr("resources").then("memory"), "Invalid memory", format!("{q:?} is not a memory quantity; write it like \"1Gi\" or \"512Mi\"."));
+        d.attr_error(
+            AttrPath::attr("resources").then("memory"),
+            "Invalid memory",
+            format!("{q:?} is not a memory quantity; write it like \"1Gi\" or \"512Mi\"."),
+        );
     }
     let mut seen = HashSet::new();
     for (i, col) in c.get("collection").elements().iter().enumerate() {
         let at = |a: &str| AttrPath::attr("collection").index(i).then(a);
         if let Some(n) = col.get("name").as_str() {
             if !seen.insert(n.to_string()) {
-                d.attr_error(at("name"), "Duplicate collection", format!("Collection {n:?} is declared twice."));
+                d.attr_error(
+                    at("name"),
+                    "Duplicate collection",
+                    format!("Collection {n:?} is declared twice."),
+                );
             }
             if let Some(e) = engine.filter(|e| !engine::valid_collection_name(*e, n)) {
                 let rule = match e {
                     Engine::Pgvector => "a lowercase SQL identifier (letters, digits, '_', starting with a letter or '_', at most 50 characters)",
                     Engine::Qdrant => "letters, digits, '-', '_' or '.' (no '/')",
                 };
-                d.attr_error(at("name"), "Invalid collection name", format!("{n:?} is not a valid {} collection name: use {rule}.", e.name()));
+                d.attr_error(
+                    at("name"),
+                    "Invalid collection name",
+                    format!(
+                        "{n:?} is not a valid {} collection name: use {rule}.",
+                        e.name()
+                    ),
+                );
             }
         }
         if let Some(dim) = col.get("dimension").as_i64() {
             if dim < 1 {
-                d.attr_error(at("dimension"), "Invalid dimension", format!("dimension = {dim}: a vector needs at least one dimension."));
+                d.attr_error(
+                    at("dimension"),
+                    "Invalid dimension",
+                    format!("dimension = {dim}: a vector needs at least one dimension."),
+                );
             } else if let Some(e) = engine.filter(|e| dim > e.max_dimension()) {
                 let why = match e {
                     Engine::Pgvector => format!("pgvector's HNSW and IVFFlat indexes support at most 2,000 dimensions for the vector type, so a {dim}-dimension collection could not be indexed. Use an embedding model with at most 2,000 dimensions (or truncate Matryoshka embeddings), or engine = \"qdrant\"."),
@@ -85,14 +119,34 @@ pub fn validate(c: &Value) -> Diagnostics {
                 d.attr_error(at("dimension"), "Dimension too large for the engine", why);
             }
         }
-        if let Some(x) = col.get("distance").as_str().filter(|x| !DISTANCES.contains(x)) {
-            d.attr_error(at("distance"), "Unknown distance", format!("{x:?} is not a distance; use cosine, dot or euclid."));
+        if let Some(x) = col
+            .get("distance")
+            .as_str()
+            .filter(|x| !DISTANCES.contains(x))
+        {
+            d.attr_error(
+                at("distance"),
+                "Unknown distance",
+                format!("{x:?} is not a distance; use cosine, dot or euclid."),
+            );
         }
     }
     let b = c.get("backup");
-    validate_cron(b.get("schedule"), AttrPath::attr("backup").then("schedule"), &mut d);
-    if let Some(u) = b.get("destination").as_str().filter(|u| !u.starts_with("s3://") || u.len() <= 5) {
-        d.attr_error(AttrPath::attr("backup").then("destination"), "Invalid backup destination", format!("{u:?} is not an S3 location; write it like s3://bucket/prefix."));
+    validate_cron(
+        b.get("schedule"),
+        AttrPath::attr("backup").then("schedule"),
+        &mut d,
+    );
+    if let Some(u) = b
+        .get("destination")
+        .as_str()
+        .filter(|u| !u.starts_with("s3://") || u.len() <= 5)
+    {
+        d.attr_error(
+            AttrPath::attr("backup").then("destination"),
+            "Invalid backup destination",
+            format!("{u:?} is not an S3 location; write it like s3://bucket/prefix."),
+        );
     }
     validate_timeouts(c, &mut d);
     d
@@ -109,14 +163,22 @@ mod tests {
         let cols = dims
             .iter()
             .enumerate()
-            .map(|(i, d)| Value::object([("name", Value::string(format!("c{i}"))), ("dimension", Value::int(*d)), ("distance", Value::string("cosine"))]))
+            .map(|(i, d)| {
+                Value::object([
+                    ("name", Value::string(format!("c{i}"))),
+                    ("dimension", Value::int(*d)),
+                    ("distance", Value::string("cosine")),
+                ])
+            })
             .collect();
         v.set_attr("collection", Value::List(cols));
         v
     }
 
     fn paths(d: &Diagnostics) -> Vec<String> {
-        d.iter().map(|x| x.path.as_ref().map(|p| p.to_string()).unwrap_or_default()).collect()
+        d.iter()
+            .map(|x| x.path.as_ref().map(|p| p.to_string()).unwrap_or_default())
+            .collect()
     }
 
     #[test]
@@ -126,7 +188,10 @@ mod tests {
         assert_eq!(paths(&d), vec!["collection[1].dimension"]);
         assert!(d.0[0].detail.contains("2,000"));
         assert!(validate(&cfg("qdrant", &[3072])).is_empty());
-        assert_eq!(paths(&validate(&cfg("qdrant", &[0]))), vec!["collection[0].dimension"]);
+        assert_eq!(
+            paths(&validate(&cfg("qdrant", &[0]))),
+            vec!["collection[0].dimension"]
+        );
     }
 
     #[test]
