@@ -95,6 +95,16 @@ pub fn is_dns_label(n: &str) -> bool {
         && !n.ends_with('-')
 }
 
+/// A team name must be a valid Kubernetes label value: NetworkPolicies admit pods by it.
+pub fn check_team(team: &Value, d: &mut Diagnostics) {
+    if let Some(t) = team
+        .as_str()
+        .filter(|t| crate::resources::workload::label_value(t).is_none() || t.is_empty())
+    {
+        d.attr_error(AttrPath::attr("team"), "Invalid team name", format!("{t:?} cannot be a Kubernetes label value (1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit); pods are admitted to the team's databases by that label."));
+    }
+}
+
 /// Kubernetes quantities for volumes and memory (`10Gi`, `512Mi`, `1Ti`).
 pub fn is_size(q: &str) -> bool {
     let digits = q.trim_end_matches(|c: char| c.is_ascii_alphabetic());

@@ -8,10 +8,10 @@ use super::spec::{FeatureStoreSpec, OnlineStore};
 pub const SECRET_ENV: &str = "FEAST_ONLINE_STORE_SECRET";
 
 /// Vector engines Feast can use as an online store: (paved engine, Feast online store type,
-/// first Feast version that has it).
+/// first Feast version whose configuration takes the keys written here, e.g. `vector_enabled`).
 pub const VECTOR_ONLINE_STORES: [(&str, &str, (u32, u32)); 2] = [
-    ("pgvector", "postgres", (0, 37)),
-    ("qdrant", "qdrant", (0, 40)),
+    ("pgvector", "postgres", (0, 41)),
+    ("qdrant", "qdrant", (0, 41)),
 ];
 
 pub fn feast_store_for(engine: &str) -> Option<(&'static str, (u32, u32))> {
@@ -65,7 +65,7 @@ pub fn feature_store_yaml(s: &FeatureStoreSpec, target: &OnlineTarget) -> String
     let online = match (&s.online, target.engine.as_str()) {
         (OnlineStore::External { .. }, _) => format!("  type: redis\n  connection_string: {}\n", q(&format!("${{{SECRET_ENV}}}"))),
         (_, "pgvector") => format!(
-            "  type: postgres\n  host: {}\n  port: {}\n  database: paved\n  db_schema: public\n  user: paved\n  password: {}\n  vector_enabled: true\n",
+            "  type: postgres\n  host: {}\n  port: {}\n  database: paved\n  db_schema: public\n  user: paved\n  password: {}\n  sslmode: disable\n  vector_enabled: true\n",
             q(&target.host),
             target.port,
             q(&format!("${{{SECRET_ENV}}}"))
@@ -152,7 +152,7 @@ mod tests {
             engine: "qdrant".into(),
         };
         assert!(feature_store_yaml(&s, &t).contains("type: qdrant"));
-        assert_eq!(feast_store_for("qdrant"), Some(("qdrant", (0, 40))));
+        assert_eq!(feast_store_for("qdrant"), Some(("qdrant", (0, 41))));
         assert_eq!(feast_store_for("milvus"), None);
     }
 

@@ -192,9 +192,39 @@ fn feast_pod(s: &FeatureStoreSpec, role: &str, command: Json, restart: &str) -> 
     })
 }
 
-pub fn server_deployment(s: &FeatureStoreSpec, spec_annotation: &str) -> Json {
+/// Changes only the configuration (feature_store.yaml, the credential) would not otherwise
+/// restart the feature server; a hash of them on the pod template does.
+pub fn config_hash(s: &FeatureStoreSpec, target: &OnlineTarget, credential: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(config::feature_store_yaml(s, target));
+    if let OnlineStore::External { connection_string } = &s.online {
+        h.update(connection_string);
+    } else {
+        h.update(credential);
+    }
+    hex::encode(h.finalize())[..16].to_string()
+}
+
+pub fn server_deployment(s: &FeatureStoreSpec, spec_annotation: &str, config_hash: &str) -> Json {
     let mut m = meta(s, &s.server_name());
     m["annotations"] = json!({SPEC_ANNOTATION: spec_annotation});
+    let mut template = feast_pod(
+        s,
+        "server",
+        json!([
+            "feast",
+            "--chdir",
+            "/feast/repo",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            SERVER_PORT.to_string()
+        ]),
+        "Always",
+    );
+    template["metadata"]["annotations"] = json!({"paved.dev/config-hash": config_hash});
     // A ReadWriteOnce volume cannot be held by an old and a new pod on different nodes.
     let strategy = if s.uses_files() {
         json!({"type": "Recreate"})
@@ -209,7 +239,7 @@ pub fn server_deployment(s: &FeatureStoreSpec, spec_annotation: &str) -> Json {
             "progressDeadlineSeconds": 300,
             "strategy": strategy,
             "selector": {"matchLabels": selector(s, "server")},
-            "template": feast_pod(s, "server", json!(["feast", "--chdir", "/feast/repo", "serve", "--host", "0.0.0.0", "--port", SERVER_PORT.to_string()]), "Always")
+            "template": template
         }
     })
 }
@@ -273,14 +303,14 @@ mod tests {
             ("docs-credentials".into(), "api-key")
         );
         assert!(secret(&spec("vector_db"), "p").is_none());
-        let d = server_deployment(&spec("vector_db"), "{}");
+        let d = server_deployment(&spec("vector_db"), "{}", "h");
         let env = &d["spec"]["template"]["spec"]["containers"][0]["env"][0];
         assert_eq!(env["valueFrom"]["secretKeyRef"]["name"], "docs-credentials");
     }
 
     #[test]
     fn file_persistence_mounts_the_volume_and_recreates() {
-        let d = server_deployment(&spec("redis"), "{}");
+        let d = server_deployment(&spec("redis"), "{}", "h");
         assert_eq!(d["spec"]["strategy"]["type"], "Recreate");
         let vols = d["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
         assert!(vols

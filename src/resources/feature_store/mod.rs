@@ -119,7 +119,7 @@ impl ModifyPlan for FeatureStore {
         ctx: &Context,
         inputs: &PlanInputs<'_>,
         planned: &mut Value,
-        _requires_replace: &mut Vec<AttrPath>,
+        requires_replace: &mut Vec<AttrPath>,
         diags: &mut Diagnostics,
     ) {
         crate::resources::common::plan_attribution(
@@ -149,6 +149,19 @@ impl ModifyPlan for FeatureStore {
             planned.set_attr("status", Value::Unknown);
             return;
         };
+        // The managed Redis keeps its data on a StatefulSet volume claim, which Kubernetes will
+        // not resize in place.
+        let redis_size = |v: &Value| match FeatureStoreSpec::from_value(v).online {
+            OnlineStore::Redis { storage_size } => Some(storage_size),
+            _ => None,
+        };
+        if planned.get("online_store").is_wholly_known() {
+            if let (Some(a), Some(b)) = (redis_size(prior), redis_size(planned)) {
+                if a != b {
+                    requires_replace.push(AttrPath::attr("online_store").then("storage_size"));
+                }
+            }
+        }
         let same_store = prior.get("online_store") == planned.get("online_store");
         planned.set_attr(
             "online_store_endpoint",

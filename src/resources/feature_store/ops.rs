@@ -186,10 +186,11 @@ async fn apply_objects(
         &manifests::network_policy(s, &s.name, "server", manifests::SERVER_PORT),
     )
     .await?;
+    let config_hash = manifests::config_hash(s, target, &password);
     kube.apply(
         Kind::Deployment,
         ns,
-        &manifests::server_deployment(s, annotation),
+        &manifests::server_deployment(s, annotation, &config_hash),
     )
     .await?;
     match &s.schedule {
@@ -278,6 +279,12 @@ pub async fn apply(
             error: e,
             state: match obs {
                 Ok(Some(v)) => Some(v),
+                // A create that failed before its Deployment existed removes what it made, so
+                // nothing is left outside Terraform's state.
+                Ok(None) if prior.is_none() => match delete(ctx, planned).await {
+                    Ok(()) => None,
+                    Err(_) => Some(placeholder(planned, &target)),
+                },
                 Ok(None) => prior.cloned(),
                 Err(_) => Some(placeholder(planned, &target)),
             },

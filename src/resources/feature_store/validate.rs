@@ -3,7 +3,9 @@
 use super::schema::DATA_DIR;
 use crate::cty::Value;
 use crate::diag::{AttrPath, Diagnostics};
-use crate::resources::common::{is_dns_label, is_size, validate_cron, validate_timeouts};
+use crate::resources::common::{
+    check_team, is_dns_label, is_size, validate_cron, validate_timeouts,
+};
 
 fn location_error(uri: &str) -> Option<String> {
     if let Some(path) = uri.strip_prefix("file://") {
@@ -147,6 +149,7 @@ pub fn validate(c: &Value) -> Diagnostics {
         AttrPath::attr("materialization").then("schedule"),
         &mut d,
     );
+    check_team(c.get("team"), &mut d);
     validate_timeouts(c, &mut d);
     d
 }

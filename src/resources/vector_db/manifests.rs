@@ -327,7 +327,8 @@ pub fn backup_cron_job(s: &VectorDbSpec, schedule: &str, destination: &str) -> J
         "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
         "volumeMounts": [{"name": "backup", "mountPath": "/backup", "readOnly": true}, {"name": "tmp", "mountPath": "/tmp"}]
     }]);
-    pod["spec"]["securityContext"]["runAsUser"] = json!(s.engine.uid());
+    // The upload container shares the dump's scratch volume, so the pod runs as one identity.
+    pod["spec"]["securityContext"] = pod_security(s.engine.uid());
     json!({
         "apiVersion": "batch/v1", "kind": "CronJob",
         "metadata": meta(s, &s.backup_name()),

@@ -142,6 +142,15 @@ impl ModifyPlan for VectorDb {
                 .elements()
                 .iter()
                 .find(|p| p.get("name") == col.get("name") && !col.get("name").is_unknown());
+            if let (Some(old), Some(dist)) = (old, col.get("distance").as_str()) {
+                if old.get("distance").as_str().is_some_and(|o| o != dist) {
+                    diags.attr_error(
+                        AttrPath::attr("collection").index(i).then("distance"),
+                        "Collection distance cannot change",
+                        format!("Collection {:?} is indexed for {} distance; paved never rewrites an existing collection. Add a new collection with distance = {dist:?} and migrate to it.", col.get("name").as_str().unwrap_or_default(), old.get("distance").as_str().unwrap_or_default()),
+                    );
+                }
+            }
             if let (Some(old), Some(dim)) = (old, col.get("dimension").as_i64()) {
                 if old.get("dimension").as_i64().is_some_and(|o| o != dim) {
                     diags.attr_error(

@@ -126,11 +126,16 @@ async fn converge(
     })?;
     let job = s.bootstrap_job_name();
     if !s.collections.is_empty() {
-        let done = kube
+        let existing = kube
             .get(Kind::Job, ns, &job)
             .await?
-            .is_some_and(|j| workload::job_progress(&j) == Progress::Complete);
-        if !done {
+            .map(|j| workload::job_progress(&j));
+        if let Some(Progress::Failed { .. }) = existing {
+            // A Job that failed (e.g. the engine was down) is run again from scratch.
+            kube.delete(Kind::Job, ns, &job).await?;
+            workload::wait_gone(kube, Kind::Job, ns, &job, deadline).await?;
+        }
+        if existing != Some(Progress::Complete) {
             kube.apply(Kind::Job, ns, &manifests::bootstrap_job(s))
                 .await?;
             workload::wait_for(
@@ -174,6 +179,8 @@ pub async fn apply(
         .get("api_key")
         .as_str()
         .or_else(|| prior.and_then(|p| p.get("api_key").as_str()))
+        // An empty key (imported while the Secret was missing) would disable authentication.
+        .filter(|k| !k.is_empty())
         .map_or_else(workload::random_secret, str::to_string);
     let mut planned = planned.clone();
     planned.set_attr("api_key", Value::string(&key));
@@ -199,6 +206,12 @@ pub async fn apply(
         (Err(e), obs) => {
             let state = match obs {
                 Ok(Some(v)) => Some(v),
+                // A create that failed before its StatefulSet existed removes what it made, so
+                // nothing is left outside Terraform's state.
+                Ok(None) if prior.is_none() => match delete(ctx, &planned).await {
+                    Ok(()) => None,
+                    Err(_) => Some(placeholder(&planned)),
+                },
                 Ok(None) => prior.cloned(),
                 Err(_) => Some(placeholder(&planned)),
             };

@@ -5,7 +5,9 @@
 use super::engine::{self, Engine, DISTANCES};
 use crate::cty::Value;
 use crate::diag::{AttrPath, Diagnostics};
-use crate::resources::common::{is_dns_label, is_size, validate_cron, validate_timeouts};
+use crate::resources::common::{
+    check_team, is_dns_label, is_size, validate_cron, validate_timeouts,
+};
 use crate::resources::workload::label_value;
 use std::collections::HashSet;
 
@@ -148,6 +150,7 @@ pub fn validate(c: &Value) -> Diagnostics {
             format!("{u:?} is not an S3 location; write it like s3://bucket/prefix."),
         );
     }
+    check_team(c.get("team"), &mut d);
     validate_timeouts(c, &mut d);
     d
 }
