@@ -95,6 +95,49 @@ pub fn is_dns_label(n: &str) -> bool {
         && !n.ends_with('-')
 }
 
+/// Whether any argument differs between two states (computed attributes ignored).
+pub fn args_changed(prior: &Value, planned: &Value, computed: &[&str]) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        for k in computed {
+            v.set_attr(k, Value::Null);
+        }
+        v
+    };
+    strip(prior) != strip(planned)
+}
+
+/// For resources whose status reads back `Degraded: why`: the status is unknown after any
+/// change, and a Degraded object (something deleted out of band, a failed Job) gets a planned
+/// update that repairs it.
+pub fn plan_status(prior: &Value, planned: &mut Value, computed: &[&str]) {
+    planned.set_attr("status", prior.get("status").clone());
+    let degraded = prior
+        .get("status")
+        .as_str()
+        .is_some_and(|s| s.starts_with("Degraded"));
+    if degraded || args_changed(prior, planned, computed) {
+        planned.set_attr("status", Value::Unknown);
+    }
+}
+
+/// Kubernetes object names: `name` and `namespace` must be DNS labels, and `name` short enough
+/// for the suffixes the resource appends.
+pub fn check_names(c: &Value, max_name: usize, what: &str, d: &mut Diagnostics) {
+    for attr in ["name", "namespace"] {
+        if let Some(n) = c.get(attr).as_str().filter(|n| !is_dns_label(n)) {
+            d.attr_error(AttrPath::attr(attr), "Invalid Kubernetes name", format!("{n:?} must be 1-63 lowercase letters, digits and dashes, starting and ending with a letter or digit."));
+        }
+    }
+    if let Some(n) = c
+        .get("name")
+        .as_str()
+        .filter(|n| n.len() > max_name || n.starts_with(|ch: char| ch.is_ascii_digit()))
+    {
+        d.attr_error(AttrPath::attr("name"), &format!("Invalid {what} name"), format!("{n:?} must start with a letter and be at most {max_name} characters: its objects' names append suffixes."));
+    }
+}
+
 /// A team name must be a valid Kubernetes label value: NetworkPolicies admit pods by it.
 pub fn check_team(team: &Value, d: &mut Diagnostics) {
     if let Some(t) = team

@@ -346,6 +346,49 @@ pub async fn delete_all(
     Ok(())
 }
 
+/// Deletes every object of `kind` matching `selector` and waits until they are gone.
+pub async fn delete_labelled(
+    kube: &dyn KubeApi,
+    kind: Kind,
+    ns: &str,
+    selector: &str,
+    deadline: Instant,
+) -> Result<(), ResourceError> {
+    let objects: Vec<(Kind, String)> = kube
+        .list(kind, ns, selector)
+        .await?
+        .iter()
+        .filter_map(|o| {
+            o["metadata"]["name"]
+                .as_str()
+                .map(|n| (kind, n.to_string()))
+        })
+        .collect();
+    delete_all(kube, ns, &objects, deadline).await
+}
+
+/// Import by `namespace/name`: reads the main object (`object_name` of the resource name) and
+/// rebuilds the arguments from its [`SPEC_ANNOTATION`]; `read` then adds what the cluster says.
+pub async fn import_by_annotation(
+    ctx: &crate::context::Context,
+    id: &str,
+    kind: Kind,
+    object_name: fn(&str) -> String,
+    schema: &Schema,
+) -> Result<Value, ResourceError> {
+    let (ns, name) = split_id(id)?;
+    let obj_name = object_name(name);
+    let what = format!("{} {ns}/{obj_name}", kind.name());
+    let obj = ctx
+        .kube()?
+        .get(kind, ns, &obj_name)
+        .await?
+        .ok_or_else(|| ResourceError::NotFound(what.clone()))?;
+    let mut v = decode_args(schema, &obj, &what)?;
+    v.set_attr("id", Value::string(format!("{ns}/{name}")));
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

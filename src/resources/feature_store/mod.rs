@@ -171,20 +171,6 @@ impl ModifyPlan for FeatureStore {
                 endpoint
             },
         );
-        planned.set_attr("status", prior.get("status").clone());
-        let strip = |v: &Value| {
-            let mut v = v.clone();
-            for k in ops::COMPUTED {
-                v.set_attr(k, Value::Null);
-            }
-            v
-        };
-        let degraded = prior
-            .get("status")
-            .as_str()
-            .is_some_and(|s| s.starts_with("Degraded"));
-        if degraded || strip(prior) != strip(planned) {
-            planned.set_attr("status", Value::Unknown);
-        }
+        crate::resources::common::plan_status(prior, planned, &ops::COMPUTED);
     }
 }

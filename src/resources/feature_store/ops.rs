@@ -401,39 +401,24 @@ pub async fn delete(ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
         (Kind::PersistentVolumeClaim, s.data_claim()),
     ]);
     workload::delete_all(kube.as_ref(), ns, &objects, deadline).await?;
-    let claims: Vec<(Kind, String)> = kube
-        .list(
-            Kind::PersistentVolumeClaim,
-            ns,
-            &format!("{STORE_LABEL}={}", s.name),
-        )
-        .await?
-        .iter()
-        .filter_map(|c| {
-            c["metadata"]["name"]
-                .as_str()
-                .map(|n| (Kind::PersistentVolumeClaim, n.to_string()))
-        })
-        .collect();
-    workload::delete_all(kube.as_ref(), ns, &claims, deadline).await
+    workload::delete_labelled(
+        kube.as_ref(),
+        Kind::PersistentVolumeClaim,
+        ns,
+        &format!("{STORE_LABEL}={}", s.name),
+        deadline,
+    )
+    .await
 }
 
 /// Import by `namespace/name` from the arguments paved wrote on the feature server Deployment.
 pub async fn import(ctx: &Context, id: &str) -> Result<Value, ResourceError> {
-    let (ns, name) = workload::split_id(id)?;
-    let server = format!("{name}-server");
-    let dep = ctx
-        .kube()?
-        .get(Kind::Deployment, ns, &server)
-        .await?
-        .ok_or_else(|| {
-            ResourceError::NotFound(format!("feature store {ns}/{name} (Deployment {server})"))
-        })?;
-    let mut v = workload::decode_args(
+    workload::import_by_annotation(
+        ctx,
+        id,
+        Kind::Deployment,
+        |n| format!("{n}-server"),
         &super::schema::schema(),
-        &dep,
-        &format!("Deployment {ns}/{server}"),
-    )?;
-    v.set_attr("id", Value::string(format!("{ns}/{name}")));
-    Ok(v)
+    )
+    .await
 }

@@ -4,7 +4,7 @@ use super::schema::DATA_DIR;
 use crate::cty::Value;
 use crate::diag::{AttrPath, Diagnostics};
 use crate::resources::common::{
-    check_team, is_dns_label, is_size, validate_cron, validate_timeouts,
+    check_names, check_team, is_size, validate_cron, validate_timeouts,
 };
 
 fn location_error(uri: &str) -> Option<String> {
@@ -25,18 +25,7 @@ fn location_error(uri: &str) -> Option<String> {
 
 pub fn validate(c: &Value) -> Diagnostics {
     let mut d = Diagnostics::new();
-    for attr in ["name", "namespace"] {
-        if let Some(n) = c.get(attr).as_str().filter(|n| !is_dns_label(n)) {
-            d.attr_error(AttrPath::attr(attr), "Invalid Kubernetes name", format!("{n:?} must be 1-63 lowercase letters, digits and dashes, starting and ending with a letter or digit."));
-        }
-    }
-    if let Some(n) = c
-        .get("name")
-        .as_str()
-        .filter(|n| n.len() > 40 || n.starts_with(|ch: char| ch.is_ascii_digit()))
-    {
-        d.attr_error(AttrPath::attr("name"), "Invalid feature store name", format!("{n:?} must start with a letter and be at most 40 characters: its objects append suffixes such as -server and -materialize."));
-    }
+    check_names(c, 40, "feature store", &mut d);
     if let Some(p) = c
         .get("feast_project")
         .as_str()

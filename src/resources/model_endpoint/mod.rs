@@ -161,16 +161,7 @@ impl ModifyPlan for ModelEndpoint {
         // What is served and how many replicas are ready are only known after the rollout.
         let changed = match inputs.prior {
             None => true,
-            Some(prior) => {
-                let strip = |v: &Value| {
-                    let mut v = v.clone();
-                    for k in ops::COMPUTED {
-                        v.set_attr(k, Value::Null);
-                    }
-                    v
-                };
-                strip(prior) != strip(planned)
-            }
+            Some(prior) => crate::resources::common::args_changed(prior, planned, &ops::COMPUTED),
         };
         if changed {
             for k in ["served_revision", "ready_replicas", "status"] {

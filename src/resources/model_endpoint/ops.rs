@@ -425,17 +425,12 @@ pub async fn delete(ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
 /// Import by `namespace/name`: the arguments come from the spec annotation paved wrote on the
 /// stable Deployment; `read` then adds what the cluster reports.
 pub async fn import(ctx: &Context, id: &str) -> Result<Value, ResourceError> {
-    let (ns, name) = rollout::split_id(id)?;
-    let dep = ctx
-        .kube()?
-        .get(Kind::Deployment, ns, name)
-        .await?
-        .ok_or_else(|| ResourceError::NotFound(format!("model endpoint {ns}/{name}")))?;
-    let mut v = rollout::decode_args(
+    rollout::import_by_annotation(
+        ctx,
+        id,
+        Kind::Deployment,
+        str::to_string,
         &super::schema::schema(),
-        &dep,
-        &format!("Deployment {ns}/{name}"),
-    )?;
-    v.set_attr("id", Value::string(format!("{ns}/{name}")));
-    Ok(v)
+    )
+    .await
 }

@@ -130,7 +130,6 @@ impl ModifyPlan for VectorDb {
             return;
         };
         planned.set_attr("api_key", prior.get("api_key").clone());
-        planned.set_attr("status", prior.get("status").clone());
         // Kubernetes refuses changes to a StatefulSet's volume claims, so they replace.
         let (before, after) = (effective_storage(prior), effective_storage(planned));
         if after.0.is_some() && before != after && same_engine {
@@ -161,22 +160,7 @@ impl ModifyPlan for VectorDb {
                 }
             }
         }
-        let strip = |v: &Value| {
-            let mut v = v.clone();
-            for k in ops::COMPUTED {
-                v.set_attr(k, Value::Null);
-            }
-            v
-        };
-        // A Degraded database (a companion object deleted out of band, a failed bootstrap) is
-        // repaired by the next apply.
-        let degraded = prior
-            .get("status")
-            .as_str()
-            .is_some_and(|s| s.starts_with("Degraded"));
-        if degraded || strip(prior) != strip(planned) {
-            planned.set_attr("status", Value::Unknown);
-        }
+        crate::resources::common::plan_status(prior, planned, &ops::COMPUTED);
     }
 }
 

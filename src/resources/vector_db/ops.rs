@@ -344,32 +344,24 @@ pub async fn delete(ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
     workload::delete_all(kube.as_ref(), ns, &objects, deadline).await?;
     // The StatefulSet's retention policy deletes its claims; any left behind (e.g. from
     // replicas scaled away) go too, so destroy leaves nothing.
-    let claims: Vec<(Kind, String)> = kube
-        .list(Kind::PersistentVolumeClaim, ns, &selector)
-        .await?
-        .iter()
-        .filter_map(|c| {
-            c["metadata"]["name"]
-                .as_str()
-                .map(|n| (Kind::PersistentVolumeClaim, n.to_string()))
-        })
-        .collect();
-    workload::delete_all(kube.as_ref(), ns, &claims, deadline).await
+    workload::delete_labelled(
+        kube.as_ref(),
+        Kind::PersistentVolumeClaim,
+        ns,
+        &selector,
+        deadline,
+    )
+    .await
 }
 
 /// Import by `namespace/name` from the arguments paved wrote on the StatefulSet.
 pub async fn import(ctx: &Context, id: &str) -> Result<Value, ResourceError> {
-    let (ns, name) = workload::split_id(id)?;
-    let sts = ctx
-        .kube()?
-        .get(Kind::StatefulSet, ns, name)
-        .await?
-        .ok_or_else(|| ResourceError::NotFound(format!("vector database {ns}/{name}")))?;
-    let mut v = workload::decode_args(
+    workload::import_by_annotation(
+        ctx,
+        id,
+        Kind::StatefulSet,
+        str::to_string,
         &super::schema::schema(),
-        &sts,
-        &format!("StatefulSet {ns}/{name}"),
-    )?;
-    v.set_attr("id", Value::string(format!("{ns}/{name}")));
-    Ok(v)
+    )
+    .await
 }

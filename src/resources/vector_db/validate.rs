@@ -6,25 +6,14 @@ use super::engine::{self, Engine, DISTANCES};
 use crate::cty::Value;
 use crate::diag::{AttrPath, Diagnostics};
 use crate::resources::common::{
-    check_team, is_dns_label, is_size, validate_cron, validate_timeouts,
+    check_names, check_team, is_size, validate_cron, validate_timeouts,
 };
 use crate::resources::workload::label_value;
 use std::collections::HashSet;
 
 pub fn validate(c: &Value) -> Diagnostics {
     let mut d = Diagnostics::new();
-    for attr in ["name", "namespace"] {
-        if let Some(n) = c.get(attr).as_str() {
-            if !is_dns_label(n) {
-                d.attr_error(AttrPath::attr(attr), "Invalid Kubernetes name", format!("{n:?} must be 1-63 lowercase letters, digits and dashes, starting and ending with a letter or digit."));
-            }
-        }
-    }
-    if let Some(n) = c.get("name").as_str() {
-        if n.len() > 40 || n.starts_with(|ch: char| ch.is_ascii_digit()) {
-            d.attr_error(AttrPath::attr("name"), "Invalid vector database name", format!("{n:?} must start with a letter and be at most 40 characters: the StatefulSet's pods and volume claims append their own suffixes."));
-        }
-    }
+    check_names(c, 40, "vector database", &mut d);
     let engine = match c.get("engine").as_str() {
         Some(e) => match Engine::parse(e) {
             Some(e) => Some(e),
