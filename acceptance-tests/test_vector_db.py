@@ -2,6 +2,7 @@
 plane (kube-apiserver, controller-manager with hostPath volume provisioning, scheduler, kwok
 nodes). Every check reads the cluster through the API, not only Terraform's state."""
 import base64
+import time
 
 KINDS = ["statefulsets", "pods", "services", "secrets", "configmaps", "networkpolicies", "jobs", "cronjobs",
          "poddisruptionbudgets", "persistentvolumeclaims"]
@@ -113,5 +114,12 @@ def test_lifecycle(example, cluster):
     tf.run("destroy", "-auto-approve", *kc, *one)
     for db in ("faq", "docs"):
         assert all(v == [] for v in objects(cluster, db).values()), objects(cluster, db)
-    pvs = [p for p in cluster.get("pv", ns="default")["items"] if p["spec"].get("claimRef", {}).get("name", "").startswith(("data-faq", "data-docs"))]
+    # Volumes are reclaimed by the controller-manager after their claims go (asynchronously).
+    deadline = time.monotonic() + 30
+    while True:
+        pvs = [p["metadata"]["name"] for p in cluster.get("pv", ns="default")["items"]
+               if p["spec"].get("claimRef", {}).get("name", "").startswith(("data-faq", "data-docs"))]
+        if not pvs or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert pvs == [], pvs
