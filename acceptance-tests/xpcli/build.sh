@@ -7,6 +7,11 @@
 #     crossplane                     Crossplane CLI       (github.com/crossplane/cli/v2/cmd/crossplane, gomod/crossplane)
 #     crossplane-core                Crossplane core      (github.com/crossplane/crossplane/v2/cmd/crossplane, gomod/crossplane-core)
 #     function-patch-and-transform   composition function (github.com/crossplane-contrib/function-patch-and-transform, gomod/function-patch-and-transform)
+#   ${PAVED_CACHE:-$HOME/.cache/paved}/xpcli/<cli version>/crds/
+#     Crossplane's own CRDs (Composition, CompositeResourceDefinition, Function, ...) from
+#     the crossplane/v2 module's cluster/crds, and function-patch-and-transform's input CRD
+#     (pt.fn.crossplane.io Resources) from its package/input: validate.sh checks the
+#     examples' Compositions, XRDs, Functions and pipeline inputs against them, offline.
 #
 # Why three: since Crossplane v2.3 the CLI is its own module (crossplane/crossplane no
 # longer has cmd/crank), and its `render` no longer embeds the composition engine: it
@@ -80,5 +85,25 @@ build crossplane-core "$here/gomod/crossplane-core" github.com/crossplane/crossp
 build crossplane "$here/gomod/crossplane" github.com/crossplane/cli/v2/cmd/crossplane \
   "github.com/crossplane/cli/v2@$CLI_VERSION" \
   "-s -w -X github.com/crossplane/crossplane-runtime/v2/pkg/version.version=$CLI_VERSION"
+# copy_crds <module dir> <module path> <dir inside the module> <stamp>
+CRDS="$PAVED_CACHE/xpcli/$CLI_VERSION/crds"
+copy_crds() {
+  local dir="$1" mod="$2" sub="$3" stamp="$4" name src
+  name="$(basename "$sub")-${mod##*/}"
+  if [[ -f "$CRDS/.$name.version" && "$(cat "$CRDS/.$name.version")" == "$stamp" ]]; then
+    return 0
+  fi
+  src="$(cd "$dir" && go list -m -f '{{.Dir}}' "$mod")" || die "cannot locate $mod (module dir $dir)"
+  [[ -d "$src/$sub" ]] || (cd "$dir" && go mod download "$mod") || die "cannot download $mod"
+  mkdir -p "$CRDS"
+  cp -f "$src/$sub"/*.yaml "$CRDS/"
+  chmod u+w "$CRDS"/*.yaml
+  echo "$stamp" >"$CRDS/.$name.version"
+  log "CRDs of $stamp ($sub) copied to $CRDS"
+}
+copy_crds "$here/gomod/crossplane-core" github.com/crossplane/crossplane/v2 cluster/crds \
+  "github.com/crossplane/crossplane/v2@$CORE_VERSION"
+copy_crds "$here/gomod/function-patch-and-transform" github.com/crossplane-contrib/function-patch-and-transform \
+  package/input "github.com/crossplane-contrib/function-patch-and-transform@$FPT_VERSION"
 log "all binaries ready in $((SECONDS - t_all))s"
 echo "$BIN"
