@@ -167,7 +167,12 @@ async fn client(opts: &Options) -> Result<kube::Client, RunError> {
 fn relevant(o: &DynamicObject) -> Option<u64> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     o.metadata.generation.hash(&mut h);
-    o.metadata.annotations.hash(&mut h);
+    // The kept state changes after every apply and never needs a reconcile of its own.
+    if let Some(a) = &o.metadata.annotations {
+        a.iter()
+            .filter(|(k, _)| k.as_str() != reconciler::STATE)
+            .for_each(|kv| kv.hash(&mut h));
+    }
     o.metadata.finalizers.hash(&mut h);
     o.metadata
         .deletion_timestamp

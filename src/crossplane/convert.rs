@@ -354,6 +354,39 @@ pub fn unknowns_to_null(v: &Value) -> Value {
     }
 }
 
+/// The state to keep between reconciles (the counterpart of a Terraform state file): what the
+/// last create or update returned, with sensitive attributes left out. Crossplane keeps no state
+/// of its own, and observing from the configuration alone would hide a changed argument the
+/// cloud cannot report (e.g. a pool's machine image), which must be refused as a replacement
+/// rather than silently adopted.
+pub fn encode_state(block: &Block, state: &Value) -> Option<String> {
+    let mut v = unknowns_to_null(state);
+    for a in block.attributes.iter().filter(|a| a.sensitive) {
+        v.set_attr(&a.name, Value::Null);
+    }
+    cty::json::encode(&v, &block.implied_type())
+        .ok()
+        .map(|j| j.to_string())
+}
+
+/// Reads a state written by [`encode_state`]; sensitive arguments come from the configuration.
+/// `None` when it does not decode (e.g. written by an older schema): the caller falls back to
+/// the configuration.
+pub fn decode_state(block: &Block, text: &str, config: Option<&Value>) -> Option<Value> {
+    let j: J = serde_json::from_str(text).ok()?;
+    let mut v = cty::json::decode_lenient_unknown_attrs(&j, &block.implied_type()).ok()?;
+    if let Some(c) = config {
+        for a in block
+            .attributes
+            .iter()
+            .filter(|a| a.sensitive && a.accepts_config())
+        {
+            v.set_attr(&a.name, c.get(&a.name).clone());
+        }
+    }
+    Some(v)
+}
+
 /// Paths (camelCase, under `spec.forProvider`) where two values of the block differ: how a drift
 /// is explained in events and conditions without printing values (they may be secrets).
 pub fn diff_paths(block: &Block, a: &Value, b: &Value) -> Vec<String> {
@@ -517,6 +550,22 @@ mod tests {
             json!({"instanceType": "mine", "nodes": {"minSize": 1, "desired": 3}, "team": "ml"})
         );
         assert_eq!(late_initialize(&s.block, &out, &obs), None, "idempotent");
+    }
+
+    #[test]
+    fn kept_state_leaves_secrets_out() {
+        let s = schema();
+        let mut v = s.block.null_object();
+        v.set_attr("id", Value::string("gp-1"));
+        v.set_attr("admin_password", Value::string("hunter2"));
+        v.set_attr("gpus_total", Value::Unknown);
+        let text = encode_state(&s.block, &v).unwrap();
+        assert!(!text.contains("hunter2"));
+        let back = decode_state(&s.block, &text, None).unwrap();
+        assert_eq!(back.get("id"), &Value::string("gp-1"));
+        assert_eq!(back.get("admin_password"), &Value::Null);
+        assert_eq!(back.get("gpus_total"), &Value::Null);
+        assert_eq!(decode_state(&s.block, "{not json", None), None);
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub const CREATE_PENDING: &str = "crossplane.io/external-create-pending";
 pub const CREATE_SUCCEEDED: &str = "crossplane.io/external-create-succeeded";
 pub const CREATE_FAILED: &str = "crossplane.io/external-create-failed";
 pub const PAUSED: &str = "crossplane.io/paused";
+/// The state the last create/update returned (see [`convert::encode_state`]).
+pub const STATE: &str = "paved.dev/last-applied-state";
 /// Field manager of every write the controller makes.
 pub const MANAGER: &str = "paved-crossplane";
 /// Type of the connection secrets (the one Crossplane uses).
@@ -511,7 +513,10 @@ impl<'a> Reconcile<'a> {
         let external_name = self.annotation(EXTERNAL_NAME).map(String::from);
         let observed = match &external_name {
             None => None,
-            Some(ext) => self.observe(&ctx, create_plan.as_ref(), ext).await?,
+            Some(ext) => {
+                self.observe(&ctx, create_plan.as_ref(), config.as_ref(), ext)
+                    .await?
+            }
         };
         let mut update_plan = None;
         if let (Some(s), Some(c), true) = (&observed, &config, strict) {
@@ -605,16 +610,23 @@ impl<'a> Reconcile<'a> {
         &self,
         ctx: &Context,
         plan: Option<&Desired>,
+        config: Option<&Value>,
         ext: &str,
     ) -> Result<Option<Value>, Error> {
         let r = self.cx.kind.resource.as_ref();
-        let state = match (plan, r.importer()) {
-            (Some(d), _) => {
+        let block = &self.cx.kind.schema.block;
+        let kept = self
+            .annotation(STATE)
+            .and_then(|t| convert::decode_state(block, t, config))
+            .filter(|s| s.get("id").as_str() == Some(ext));
+        let state = match (kept, plan, r.importer()) {
+            (Some(s), _, _) => s,
+            (None, Some(d), _) => {
                 let mut s = convert::unknowns_to_null(&d.planned);
                 s.set_attr("id", Value::string(ext));
                 s
             }
-            (None, Some(i)) => match i.import(ctx, ext).await {
+            (None, None, Some(i)) => match i.import(ctx, ext).await {
                 Ok(s) => s,
                 Err(ResourceError::NotFound(what)) => {
                     tracing::info!(%what, "external resource not found");
@@ -622,7 +634,7 @@ impl<'a> Reconcile<'a> {
                 }
                 Err(e) => return Err(Error::Observe(e)),
             },
-            (None, None) => {
+            (None, None, None) => {
                 return Err(Error::Spec(
                     "spec.forProvider is incomplete and this kind cannot be observed by external name alone".into(),
                 ))
@@ -674,6 +686,9 @@ impl<'a> Reconcile<'a> {
                 let mut marks = json!({ CREATE_SUCCEEDED: conditions::now_rfc3339() });
                 if let Some(sid) = state.get("id").as_str() {
                     marks[EXTERNAL_NAME] = json!(sid);
+                }
+                if let Some(kept) = convert::encode_state(&self.cx.kind.schema.block, &state) {
+                    marks[STATE] = json!(kept);
                 }
                 self.record_annotations(marks).await?;
                 ctx.remember(r.type_name(), &state);
@@ -735,6 +750,9 @@ impl<'a> Reconcile<'a> {
         match r.update(ctx, prior, &d.planned).await {
             Ok(state) => {
                 self.cx.shared.stats.updates.fetch_add(1, Ordering::Relaxed);
+                if let Some(kept) = convert::encode_state(&kind.schema.block, &state) {
+                    self.record_annotations(json!({ STATE: kept })).await?;
+                }
                 ctx.remember(r.type_name(), &state);
                 self.event(
                     EventType::Normal,
