@@ -253,6 +253,16 @@ def test_ids_flow_from_the_composed_resources_to_the_endpoint(xp, target, crds, 
                      f"not merged): {pending}")
 
 
+def test_vector_db_id_flows_into_the_feature_store(xp, target, crds, tmp_path):
+    xp.claim_to_xr(FP_VDB_CASE, tmp_path)
+    f, status = xpcli.two_reconciles(xp, FP_VDB_CASE, tmp_path, target, xpcli.observed_feature_platform())
+    assert status == {"vectorDbId": "team-risk/fraud-features-online", "featureStoreId": "team-risk/fraud-features",
+                      "featureServerUrl": "http://fraud-features.team-risk.svc:6566"}
+    fs = xpcli.composed(xpcli.load_all(f))["feature-store"]["spec"]["forProvider"]
+    assert fs["onlineStore"] == {"kind": "vector_db", "vectorDbId": "team-risk/fraud-features-online"}
+    assert_valid(xp.validate([f]), crds)
+
+
 BROKEN = {
     # claim: unknown field (typo) and wrong type
     "claim-unknown-field": ("MLInference", lambda d: d["spec"].__setitem__("vectordb", {"engine": "qdrant"}),

@@ -191,22 +191,38 @@ def cases(backstage_dir: Path | None = None) -> list[Case]:
     return cs
 
 
+def _observed(kind, name, res, at_provider):
+    """A composed resource as paved reports it once it exists: ready, with status.atProvider."""
+    return {"apiVersion": "paved.dev/v1alpha1", "kind": kind,
+            "metadata": {"name": name, "annotations": {"crossplane.io/composition-resource-name": res}},
+            "spec": {"forProvider": {}},
+            "status": {"atProvider": at_provider, "conditions": [
+                {"type": "Ready", "status": "True", "reason": "Available",
+                 "lastTransitionTime": "2024-01-01T00:00:00Z"},
+                {"type": "Synced", "status": "True", "reason": "ReconcileSuccess",
+                 "lastTransitionTime": "2024-01-01T00:00:00Z"}]}}
+
+
+def observed_feature_platform() -> list[dict]:
+    """The feature-platform-vectordb MRs once paved created them."""
+    return [
+        _observed("VectorDB", "fraud-features-online", "online-store",
+                  {"id": "team-risk/fraud-features-online", "endpoint": "fraud-features-online.team-risk.svc",
+                   "port": 6333}),
+        _observed("FeatureStore", "fraud-features", "feature-store",
+                  {"id": "team-risk/fraud-features", "featureServerUrl": "http://fraud-features.team-risk.svc:6566",
+                   "onlineStoreEndpoint": "fraud-features-online.team-risk.svc:6333",
+                   "clientConfigMap": "fraud-features-feast"}),
+    ]
+
+
 def observed_ml_inference() -> list[dict]:
     """What the ml-inference MRs look like once paved created them (for the second render)."""
-    def mr(kind, name, res, at_provider):
-        return {"apiVersion": "paved.dev/v1alpha1", "kind": kind,
-                "metadata": {"name": name, "annotations": {"crossplane.io/composition-resource-name": res}},
-                "spec": {"forProvider": {}},
-                "status": {"atProvider": at_provider, "conditions": [
-                    {"type": "Ready", "status": "True", "reason": "Available",
-                     "lastTransitionTime": "2024-01-01T00:00:00Z"},
-                    {"type": "Synced", "status": "True", "reason": "ReconcileSuccess",
-                     "lastTransitionTime": "2024-01-01T00:00:00Z"}]}}
     return [
-        mr("GpuComputePool", "fraud-scoring-pool", "pool", {"id": "gp-0a1b2c3d", "hourlyCostUsd": 2.02}),
-        mr("VectorDB", "fraud-scoring-vectors", "vector-db",
+        _observed("GpuComputePool", "fraud-scoring-pool", "pool", {"id": "gp-0a1b2c3d", "hourlyCostUsd": 2.02}),
+        _observed("VectorDB", "fraud-scoring-vectors", "vector-db",
            {"id": "team-risk/fraud-scoring-vectors", "endpoint": "fraud-scoring-vectors.team-risk.svc", "port": 6333}),
-        mr("ModelEndpoint", "fraud-scoring", "endpoint",
+        _observed("ModelEndpoint", "fraud-scoring", "endpoint",
            {"id": "team-risk/fraud-scoring", "url": "http://fraud-scoring.team-risk.svc:8080"}),
     ]
 
