@@ -3,6 +3,7 @@
 
 pub mod cloud;
 pub mod context;
+pub mod crossplane;
 pub mod cty;
 pub mod data_source;
 pub mod data_sources;

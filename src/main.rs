@@ -6,6 +6,12 @@ use paved::provider::Provider;
 use std::sync::Arc;
 
 fn main() {
+    // `crossplane …` runs the Crossplane controller (or its CRD generator) instead of the
+    // Terraform plugin; it never prints a handshake.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("crossplane") {
+        std::process::exit(paved::crossplane::cli::main(&args[2..]));
+    }
     let debug = std::env::args()
         .skip(1)
         .any(|a| a == "--debug" || a == "-debug");

@@ -48,6 +48,20 @@ pub trait Resource: Send + Sync + 'static {
     /// Delete the object and wait until it is gone. Deleting something already gone is success.
     async fn delete(&self, ctx: &Context, prior: &Value) -> Result<(), ResourceError>;
 
+    /// An ID for a create that has not happened yet, for front ends that must record the ID
+    /// *before* calling `create` so a crash between the cloud call and saving its result cannot
+    /// leak the object (the Crossplane front end writes it as the external name first).
+    ///
+    /// Contract: called only when the planned `id` is unknown; `create` given `planned` with
+    /// `id` set to the returned value must create the object under exactly that ID, and a
+    /// repeated create with the same ID must converge on the same object (deterministic names
+    /// and client tokens) instead of making a second one. Return `None` (the default) when the
+    /// cloud assigns IDs; resources whose ID is derivable from the plan (Kubernetes
+    /// `namespace/name`) plan it known and need not implement this.
+    fn choose_id(&self, _planned: &Value) -> Option<String> {
+        None
+    }
+
     fn validator(&self) -> Option<&dyn ValidateConfig> {
         None
     }

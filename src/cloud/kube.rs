@@ -159,6 +159,15 @@ impl KubeClient {
         }
     }
 
+    /// A client over an existing connection: the Crossplane controller hands its own (or one
+    /// built from a ProviderConfig's kubeconfig secret) to every resource it reconciles.
+    pub fn with_client(client: kube::Client) -> KubeClient {
+        KubeClient {
+            settings: KubeSettings::default(),
+            client: tokio::sync::OnceCell::new_with(Some(Ok(client))),
+        }
+    }
+
     async fn config(&self) -> Result<kube::Config, String> {
         let s = &self.settings;
         let mut cfg = if let Some(host) = &s.host {

@@ -45,6 +45,10 @@ impl Resource for GpuComputePool {
     async fn delete(&self, ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
         aws::delete(ctx, prior).await
     }
+    /// Pool IDs are ours to pick (`gp-` + 12 hex digits), and create honours a planned one.
+    fn choose_id(&self, _planned: &Value) -> Option<String> {
+        Some(aws::new_pool_id())
+    }
     fn validator(&self) -> Option<&dyn ValidateConfig> {
         Some(self)
     }

@@ -1,0 +1,416 @@
+"""The Crossplane front end end to end: the real controller binary (`terraform-provider-paved
+crossplane`) against the real control plane (CRDs, finalizers, events, leases) and LocalStack.
+
+Every check reads the cloud (EC2 API) or the cluster (kubectl), not only the managed resource's
+status. Namespaces and ProviderConfigs are unique per run (prefix `cp-`)."""
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import PROVIDER_BIN, REPO, pool_instances, pool_templates
+
+POLL = "3s"
+RUN = uuid.uuid4().hex[:6]
+NS = f"cp-acc-{RUN}"
+PC = f"cp-acc-{RUN}"
+
+
+def kubectl_apply(cluster, doc):
+    text = doc if isinstance(doc, str) else "\n---\n".join(json.dumps(d) for d in doc)
+    p = subprocess.run([cluster.bin, "--kubeconfig", cluster.kubeconfig, "apply", "-f", "-"],
+                       input=text, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+
+
+def get_mr(cluster, kind, name):
+    return cluster.get(kind, name)
+
+
+def condition(mr, type_):
+    for c in (mr or {}).get("status", {}).get("conditions", []):
+        if c["type"] == type_:
+            return c
+    return {}
+
+
+def wait_for(what, fn, timeout=90, every=0.5):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def wait_ready(cluster, kind, name, timeout=90):
+    def ok():
+        mr = get_mr(cluster, kind, name)
+        if condition(mr, "Ready").get("status") == "True" and condition(mr, "Synced").get("status") == "True":
+            return mr
+        return None
+    try:
+        return wait_for(f"{kind}/{name} Ready and Synced", ok, timeout)
+    except AssertionError:
+        raise AssertionError(f"{kind}/{name} not Ready/Synced: {json.dumps(get_mr(cluster, kind, name), indent=1)}")
+
+
+def wait_gone(cluster, kind, name, ns="default", timeout=90):
+    wait_for(f"{kind}/{name} deleted", lambda: cluster.get(kind, name, ns=ns) is None, timeout)
+
+
+def events_for(cluster, name):
+    out = cluster.run("get", "events", "-A", "-o", "json", "--field-selector", f"involvedObject.name={name}").stdout
+    evs = json.loads(out)["items"]
+    out = cluster.run("get", "events.events.k8s.io", "-A", "-o", "json").stdout
+    evs += [e for e in json.loads(out)["items"] if (e.get("regarding") or {}).get("name") == name]
+    return {e.get("reason") for e in evs}
+
+
+class Controller:
+    """One controller process; logs go to a file the test can read."""
+
+    def __init__(self, cluster, tmp: Path, *extra, env=None):
+        self.log = tmp / f"controller-{uuid.uuid4().hex[:6]}.log"
+        self.fh = open(self.log, "w")
+        self.proc = subprocess.Popen(
+            [str(PROVIDER_BIN), "crossplane", "--kubeconfig", cluster.kubeconfig, "--poll", POLL,
+             "--max-reconcile-rate", "20", *extra],
+            stdout=self.fh, stderr=subprocess.STDOUT, env=dict(os.environ, **(env or {})))
+
+    def text(self):
+        return self.log.read_text()
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.fh.close()
+
+
+@pytest.fixture(scope="module")
+def setup(cluster):
+    """CRDs from package/crds, a namespace, an AWS credentials Secret and a ProviderConfig."""
+    assert PROVIDER_BIN.exists(), f"build the provider first: {PROVIDER_BIN} is missing"
+    cluster.run("apply", "-f", str(REPO / "package" / "crds"))
+    for crd in ["gpucomputepools.paved.dev", "modelendpoints.paved.dev", "providerconfigs.paved.dev"]:
+        cluster.run("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+    kubectl_apply(cluster, [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "aws", "namespace": NS},
+         "stringData": {"credentials": "[default]\naws_access_key_id = test\naws_secret_access_key = test\n"}},
+        {"apiVersion": "paved.dev/v1alpha1", "kind": "ProviderConfig", "metadata": {"name": PC},
+         "spec": {"credentials": {"source": "Secret", "secretRef": {"namespace": NS, "name": "aws", "key": "credentials"}},
+                  "aws": {"region": "us-east-1",
+                          "endpoints": {"ec2": "http://127.0.0.1:4566", "sts": "http://127.0.0.1:4566"}},
+                  "kubernetes": {"source": "InjectedIdentity"},
+                  "defaultTeam": "search", "defaultProject": "ranking",
+                  "defaultTags": {"cost-center": "cc-1234"}}},
+    ])
+    yield
+    # Anything a failed test left behind: MRs first (their finalizers need the controller),
+    # so strip finalizers, then the namespace.
+    for kind in ["modelendpoints", "gpucomputepools"]:
+        items = json.loads(cluster.run("get", kind, "-o", "json").stdout)["items"]
+        for i in items:
+            n = i["metadata"]["name"]
+            if n.startswith(f"cp-{RUN}"):
+                cluster.run("patch", kind, n, "--type=merge", "-p", '{"metadata":{"finalizers":[]}}', check=False)
+                cluster.run("delete", kind, n, "--wait=false", check=False)
+    cluster.run("delete", "providerconfig", PC, "--wait=false", check=False)
+    cluster.run("delete", "namespace", NS, "--wait=false", check=False)
+
+
+@pytest.fixture
+def controller(cluster, setup, tmp_path):
+    started = []
+
+    def start(*extra, env=None):
+        c = Controller(cluster, tmp_path, *extra, env=env)
+        started.append(c)
+        return c
+
+    yield start
+    for c in started:
+        c.stop()
+
+
+def endpoint_mr(name, ep_name, image="registry.local/model-server:1", **spec):
+    fp = {
+        "name": ep_name, "namespace": NS, "poolId": "gp-local",
+        "model": {"uri": "s3://models/llm-7b", "version": "v1"},
+        "runtime": {"image": image, "cudaVersion": "12.2"},
+        "resources": {"gpus": 1, "cpu": "1", "memory": "1Gi"},
+        "autoscaling": {"minReplicas": 1, "maxReplicas": 2},
+        "health": {"startupTimeout": "20s"},
+        "rollout": {"timeout": "1m"},
+    }
+    fp.update(spec.pop("forProvider", {}))
+    return {"apiVersion": "paved.dev/v1alpha1", "kind": "ModelEndpoint",
+            "metadata": {"name": name, **spec.pop("metadata", {})},
+            "spec": {"providerConfigRef": {"name": PC}, "forProvider": fp, **spec}}
+
+
+def pool_mr(name, pool_name, desired=2, **spec):
+    return {"apiVersion": "paved.dev/v1alpha1", "kind": "GpuComputePool",
+            "metadata": {"name": name, **spec.pop("metadata", {})},
+            "spec": {"providerConfigRef": {"name": PC}, "forProvider": {
+                "name": pool_name, "team": "recsys", "imageId": "ami-04681a1dbd79675a5",
+                "availabilityZones": ["us-east-1a", "us-east-1b"],
+                "accelerator": {"type": "nvidia-a10g", "count": 1},
+                "nodes": {"min": 0, "max": 4, "desired": desired},
+                "cudaVersion": "12.2", "driverVersion": "535.104.05",
+                "tags": {"owner": "alice"}}, **spec}}
+
+
+def image_of(cluster, name):
+    dep = cluster.get("deployment", name, ns=NS)
+    return dep and dep["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def instances_by_pool_name(ec2, pool_name):
+    resp = ec2.describe_instances(Filters=[
+        {"Name": "tag:paved:pool", "Values": [pool_name]},
+        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])
+    return [i for r in resp["Reservations"] for i in r["Instances"]]
+
+
+def templates_by_pool_name(ec2, pool_name):
+    return ec2.describe_launch_templates(
+        Filters=[{"Name": "tag:paved:pool", "Values": [pool_name]}])["LaunchTemplates"]
+
+
+def test_model_endpoint_lifecycle_drift_pause_delete(cluster, controller):
+    controller()
+    mr, ep = f"cp-{RUN}-llm", f"llm-{RUN}"
+    kubectl_apply(cluster, [endpoint_mr(mr, ep, writeConnectionSecretToRef={"name": f"{ep}-conn", "namespace": NS})])
+    obj = wait_ready(cluster, "modelendpoint", mr)
+    ann = obj["metadata"]["annotations"]
+    assert ann["crossplane.io/external-name"] == f"{NS}/{ep}"
+    assert ann["crossplane.io/external-create-succeeded"] >= ann["crossplane.io/external-create-pending"]
+    assert obj["metadata"]["finalizers"] == ["finalizer.managedresource.crossplane.io"]
+    at = obj["status"]["atProvider"]
+    assert at["status"] == "Ready" and at["readyReplicas"] == 1, at
+    assert at["url"] == f"http://{ep}.{NS}.svc.cluster.local"
+    assert at["lineage"]["team"] == "search", "ProviderConfig defaults reach the resource"
+
+    # The cloud object: a Deployment whose pods run on the simulated GPU nodes.
+    dep = cluster.get("deployment", ep, ns=NS)
+    assert dep["status"]["availableReplicas"] == 1
+    assert dep["spec"]["template"]["spec"]["nodeSelector"] == {"paved.dev/pool-id": "gp-local"}
+    for p in cluster.get("pods", ns=NS, selector=f"paved.dev/endpoint={ep}")["items"]:
+        assert p["spec"]["nodeName"].startswith("paved-gpu-"), p["spec"].get("nodeName")
+
+    # Connection secret: the endpoint URL, owned by the managed resource.
+    sec = cluster.get("secret", f"{ep}-conn", ns=NS)
+    import base64
+    assert base64.b64decode(sec["data"]["url"]).decode() == at["url"]
+    assert sec["type"] == "connection.crossplane.io/v1alpha1"
+    assert sec["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
+    assert "CreatedExternalResource" in events_for(cluster, mr)
+
+    # Drift: an out-of-band image change is reverted on a following poll.
+    cluster.run("set", "image", "-n", NS, f"deployment/{ep}", "server=registry.local/model-server:hotfix")
+    assert image_of(cluster, ep) == "registry.local/model-server:hotfix"
+    wait_for("drift reverted", lambda: image_of(cluster, ep) == "registry.local/model-server:1", timeout=30)
+    wait_for("update event", lambda: "UpdatedExternalResource" in events_for(cluster, mr), timeout=15)
+
+    # Paused: Synced=False/ReconcilePaused and drift stays.
+    cluster.run("annotate", "modelendpoint", mr, "crossplane.io/paused=true")
+    wait_for("paused", lambda: condition(get_mr(cluster, "modelendpoint", mr), "Synced").get("reason") == "ReconcilePaused", timeout=15)
+    cluster.run("set", "image", "-n", NS, f"deployment/{ep}", "server=registry.local/model-server:hotfix")
+    time.sleep(10)  # > 3 polls
+    assert image_of(cluster, ep) == "registry.local/model-server:hotfix", "a paused resource must not be touched"
+    cluster.run("annotate", "modelendpoint", mr, "crossplane.io/paused-")
+    wait_for("drift reverted after unpause", lambda: image_of(cluster, ep) == "registry.local/model-server:1", timeout=30)
+
+    # A spec change is an update, in place.
+    cluster.run("patch", "modelendpoint", mr, "--type=merge", "-p",
+                json.dumps({"spec": {"forProvider": {"model": {"version": "v2"}}}}))
+    wait_for("new model version served", lambda: (get_mr(cluster, "modelendpoint", mr)["status"]["atProvider"]
+                                                  .get("servedRevision", "")).startswith("v2"), timeout=60)
+
+    # Deletion removes the cloud objects, then the managed resource.
+    cluster.run("delete", "modelendpoint", mr, "--wait=false")
+    wait_gone(cluster, "modelendpoint", mr)
+    assert cluster.get("deployment", ep, ns=NS) is None
+    assert cluster.get("service", ep, ns=NS) is None
+    wait_gone(cluster, "secret", f"{ep}-conn", ns=NS)
+
+
+def test_invalid_spec_reports_the_field_and_creates_nothing(cluster, controller, ec2):
+    controller()
+    mr, name = f"cp-{RUN}-bad", f"cp-{RUN}-bad"
+    doc = pool_mr(mr, name)
+    doc["spec"]["forProvider"]["nodes"] = {"min": 5, "max": 1}
+    kubectl_apply(cluster, [doc])
+    synced = wait_for("ReconcileError", lambda: condition(get_mr(cluster, "gpucomputepool", mr), "Synced")
+                      if condition(get_mr(cluster, "gpucomputepool", mr), "Synced").get("reason") == "ReconcileError" else None, timeout=30)
+    assert "spec.forProvider.nodes.min" in synced["message"], synced
+    assert synced["status"] == "False"
+    assert "crossplane.io/external-create-pending" not in get_mr(cluster, "gpucomputepool", mr)["metadata"].get("annotations", {})
+    assert instances_by_pool_name(ec2, name) == [] and templates_by_pool_name(ec2, name) == []
+    cluster.run("delete", "gpucomputepool", mr, "--timeout=60s")
+
+
+def test_pool_lifecycle_drift_and_delete(cluster, controller, ec2):
+    controller()
+    mr, name = f"cp-{RUN}-pool", f"cp-{RUN}-train"
+    kubectl_apply(cluster, [pool_mr(mr, name)])
+    obj = wait_ready(cluster, "gpucomputepool", mr, timeout=120)
+    pool_id = obj["metadata"]["annotations"]["crossplane.io/external-name"]
+    assert pool_id.startswith("gp-") and obj["status"]["atProvider"]["id"] == pool_id
+    insts = pool_instances(ec2, pool_id)
+    assert len(insts) == 2
+    assert sorted(i["InstanceId"] for i in insts) == obj["status"]["atProvider"]["instanceIds"]
+    tags = {t["Key"]: t["Value"] for t in insts[0]["Tags"]}
+    assert tags["paved:team"] == "recsys" and tags["cost-center"] == "cc-1234" and tags["paved:project"] == "ranking"
+    assert len(pool_templates(ec2, pool_id)) == 1
+
+    # Drift: an instance terminated out of band is replaced on a following poll.
+    ec2.terminate_instances(InstanceIds=[insts[0]["InstanceId"]])
+    wait_for("pool back to 2 instances", lambda: len(pool_instances(ec2, pool_id)) == 2
+             and insts[0]["InstanceId"] not in [i["InstanceId"] for i in pool_instances(ec2, pool_id)], timeout=60)
+
+    # Resize in place.
+    cluster.run("patch", "gpucomputepool", mr, "--type=merge", "-p", '{"spec":{"forProvider":{"nodes":{"desired":3}}}}')
+    wait_for("3 instances", lambda: len(pool_instances(ec2, pool_id)) == 3, timeout=60)
+
+    # A replace-only change is refused with a clear message, nothing is replaced.
+    before = sorted(i["InstanceId"] for i in pool_instances(ec2, pool_id))
+    cluster.run("patch", "gpucomputepool", mr, "--type=merge", "-p", '{"spec":{"forProvider":{"imageId":"ami-0000000000000000a"}}}')
+    synced = wait_for("replace refused", lambda: (lambda c: c if "replacing" in c.get("message", "") else None)(
+        condition(get_mr(cluster, "gpucomputepool", mr), "Synced")), timeout=30)
+    assert synced["status"] == "False" and "spec.forProvider.imageId" in synced["message"], synced
+    assert sorted(i["InstanceId"] for i in pool_instances(ec2, pool_id)) == before
+
+    cluster.run("delete", "gpucomputepool", mr, "--wait=false")
+    wait_gone(cluster, "gpucomputepool", mr, timeout=120)
+    assert pool_instances(ec2, pool_id) == []
+    assert pool_templates(ec2, pool_id) == []
+
+
+def test_orphan_then_observe_only(cluster, controller):
+    controller()
+    mr, ep = f"cp-{RUN}-orphan", f"orphan-{RUN}"
+    kubectl_apply(cluster, [endpoint_mr(mr, ep, deletionPolicy="Orphan")])
+    wait_ready(cluster, "modelendpoint", mr)
+    cluster.run("delete", "modelendpoint", mr, "--wait=false")
+    wait_gone(cluster, "modelendpoint", mr)
+    assert image_of(cluster, ep) == "registry.local/model-server:1", "deletionPolicy Orphan keeps the Deployment"
+
+    # Observe-only: import by external name with no arguments; status filled, nothing changed.
+    obs = f"cp-{RUN}-observe"
+    kubectl_apply(cluster, [{"apiVersion": "paved.dev/v1alpha1", "kind": "ModelEndpoint",
+                             "metadata": {"name": obs, "annotations": {"crossplane.io/external-name": f"{NS}/{ep}"}},
+                             "spec": {"providerConfigRef": {"name": PC}, "managementPolicies": ["Observe"],
+                                      "forProvider": {}}}])
+    o = wait_ready(cluster, "modelendpoint", obs)
+    assert o["status"]["atProvider"]["servedRevision"].startswith("v1"), o["status"]
+    assert o["spec"]["forProvider"] == {}, "LateInitialize is not in the policies"
+    cluster.run("set", "image", "-n", NS, f"deployment/{ep}", "server=registry.local/model-server:hotfix")
+    time.sleep(10)
+    assert image_of(cluster, ep) == "registry.local/model-server:hotfix", "observe-only never updates"
+    cluster.run("delete", "modelendpoint", obs, "--wait=false")
+    wait_gone(cluster, "modelendpoint", obs)
+    assert image_of(cluster, ep) == "registry.local/model-server:hotfix", "observe-only never deletes"
+
+    # Observe-only on something that does not exist: an error, never a create.
+    missing = f"cp-{RUN}-missing"
+    kubectl_apply(cluster, [{"apiVersion": "paved.dev/v1alpha1", "kind": "ModelEndpoint",
+                             "metadata": {"name": missing, "annotations": {"crossplane.io/external-name": f"{NS}/nope-{RUN}"}},
+                             "spec": {"providerConfigRef": {"name": PC}, "managementPolicies": ["Observe"], "forProvider": {}}}])
+    c = wait_for("missing reported", lambda: (lambda c: c if c.get("reason") == "ReconcileError" else None)(
+        condition(get_mr(cluster, "modelendpoint", missing), "Synced")), timeout=30)
+    assert "does not exist" in c["message"]
+    assert cluster.get("deployment", f"nope-{RUN}", ns=NS) is None
+    cluster.run("delete", "modelendpoint", missing, "--timeout=60s")
+    cluster.run("delete", "deployment,service,hpa,pdb,networkpolicy,serviceaccount", "-n", NS, "-l",
+                f"paved.dev/endpoint={ep}", check=False)
+
+
+def test_slow_rollout_does_not_block_other_objects(cluster, controller):
+    controller()
+    slow, fast = f"cp-{RUN}-slow", f"cp-{RUN}-fast"
+    kubectl_apply(cluster, [endpoint_mr(slow, f"slow-{RUN}", image="registry.local/fail-readiness:1",
+                                        forProvider={"rollout": {"timeout": "1m", "autoRollback": False}})])
+    wait_for("slow create started", lambda: cluster.get("deployment", f"slow-{RUN}", ns=NS) is not None, timeout=30)
+    started = time.monotonic()
+    kubectl_apply(cluster, [endpoint_mr(fast, f"fast-{RUN}")])
+    wait_ready(cluster, "modelendpoint", fast, timeout=45)
+    assert time.monotonic() - started < 30
+    slow_ready = condition(get_mr(cluster, "modelendpoint", slow), "Ready")
+    assert slow_ready.get("status") != "True", "the slow endpoint is still rolling out (or failed)"
+    for mr in (fast, slow):
+        cluster.run("delete", "modelendpoint", mr, "--wait=false")
+    for mr in (fast, slow):
+        wait_gone(cluster, "modelendpoint", mr, timeout=120)
+
+
+@pytest.mark.parametrize("window", ["before-create", "after-create"])
+def test_killed_mid_create_never_duplicates(cluster, controller, ec2, window):
+    """SIGKILL the controller inside the create (after the pending marker and the pre-chosen
+    external name are written; before, or after, the cloud calls) and restart it: exactly one
+    launch template and the desired instances exist for the pool, under the recorded name."""
+    mr, name = f"cp-{RUN}-crash-{window[:5]}", f"cp-{RUN}-crash-{window[:5]}"
+    c1 = controller(env={"PAVED_CROSSPLANE_FAULT": f"{window}:60s"})
+    kubectl_apply(cluster, [pool_mr(mr, name)])
+
+    def in_window():
+        mr_obj = get_mr(cluster, "gpucomputepool", mr) or {}
+        ann = mr_obj.get("metadata", {}).get("annotations", {})
+        if "crossplane.io/external-create-pending" not in ann:
+            return None
+        if window == "after-create":
+            return ann if len(instances_by_pool_name(ec2, name)) == 2 else None
+        return ann
+    ann = wait_for(f"controller inside the {window} window", in_window, timeout=60)
+    time.sleep(1)
+    c1.kill()
+    recorded = ann["crossplane.io/external-name"]
+    assert recorded.startswith("gp-")
+    assert "crossplane.io/external-create-succeeded" not in get_mr(cluster, "gpucomputepool", mr)["metadata"]["annotations"]
+    expected_before = 2 if window == "after-create" else 0
+    assert len(instances_by_pool_name(ec2, name)) == expected_before
+
+    controller()
+    obj = wait_ready(cluster, "gpucomputepool", mr, timeout=120)
+    assert obj["metadata"]["annotations"]["crossplane.io/external-name"] == recorded
+    insts = instances_by_pool_name(ec2, name)
+    assert len(insts) == 2, [i["InstanceId"] for i in insts]
+    assert {t["Value"] for i in insts for t in i["Tags"] if t["Key"] == "paved:pool-id"} == {recorded}
+    lts = templates_by_pool_name(ec2, name)
+    assert len(lts) == 1, lts
+    time.sleep(7)  # two more polls: still exactly one set
+    assert len(instances_by_pool_name(ec2, name)) == 2 and len(templates_by_pool_name(ec2, name)) == 1
+
+    cluster.run("delete", "gpucomputepool", mr, "--wait=false")
+    wait_gone(cluster, "gpucomputepool", mr, timeout=120)
+    assert instances_by_pool_name(ec2, name) == [] and templates_by_pool_name(ec2, name) == []
+
+
+def test_leader_election_one_active_replica(cluster, controller):
+    a = controller("--leader-election", "--namespace-for-lease", NS)
+    wait_for("first replica leads", lambda: "became leader" in a.text(), timeout=30)
+    b = controller("--leader-election", "--namespace-for-lease", NS)
+    time.sleep(6)
+    assert "became leader" not in b.text(), "only one replica may lead"
+    lease = cluster.get("lease", "paved-crossplane-controller", ns=NS)
+    assert lease["spec"]["holderIdentity"].endswith(f"-{a.proc.pid}")
+    a.kill()
+    wait_for("second replica takes over after the lease expires", lambda: "became leader" in b.text(), timeout=40)

@@ -1,0 +1,1085 @@
+//! The generic managed-resource reconciler: one implementation for every resource in
+//! [`crate::resources::all`], following crossplane-runtime's managed reconciler. The resource
+//! handlers only observe/create/update/delete; this module owns finalizers, the external-name
+//! and create-pending annotations, conditions, events, connection secrets and requeues.
+//!
+//! # Never create twice
+//!
+//! A create is the one step that cannot simply be retried: if the process dies after the cloud
+//! made the object but before its ID was recorded, a naive controller creates a second one and
+//! leaks the first. So, before calling `create`:
+//!
+//! 1. the ID is chosen up front where the resource allows it (a plan-time ID such as a
+//!    Kubernetes `namespace/name`, or [`Resource::choose_id`]), and
+//! 2. `crossplane.io/external-create-pending` and that ID (as `crossplane.io/external-name`) are
+//!    written with an optimistic-concurrency patch, so a stale cached object cannot get here.
+//!
+//! After `create` returns, `crossplane.io/external-create-succeeded` is written. On the next
+//! reconcile (after a crash too) the object is observed by its recorded name first and adopted
+//! if it exists; a resource creates under the recorded ID with deterministic client tokens, so
+//! even a create repeated after a crash converges on the same object. A pending marker without
+//! a recorded name cannot be resolved safely and is reported instead of creating again.
+
+use super::backoff::Backoff;
+use super::conditions::{self, Condition};
+use super::convert::{self, Part};
+use super::desired::{desired, Desired};
+use super::names::{KindNames, GROUP, VERSION};
+use super::policy::{self, DeletionPolicy, Facts, Policies};
+use super::provider_config::{ConfigError, ProviderConfigs};
+use crate::context::Context;
+use crate::cty::Type;
+use crate::cty::Value;
+use crate::diag::Severity;
+use crate::error::ResourceError;
+use crate::resource::Resource;
+use crate::schema::Schema;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::discovery::ApiResource;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Resource as _, ResourceExt};
+use serde_json::{json, Value as J};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tracing::Instrument;
+
+pub const FINALIZER: &str = "finalizer.managedresource.crossplane.io";
+pub const EXTERNAL_NAME: &str = "crossplane.io/external-name";
+pub const CREATE_PENDING: &str = "crossplane.io/external-create-pending";
+pub const CREATE_SUCCEEDED: &str = "crossplane.io/external-create-succeeded";
+pub const CREATE_FAILED: &str = "crossplane.io/external-create-failed";
+pub const PAUSED: &str = "crossplane.io/paused";
+/// The state the last create/update returned (see [`convert::encode_state`]).
+pub const STATE: &str = "paved.dev/last-applied-state";
+/// Field manager of every write the controller makes.
+pub const MANAGER: &str = "paved-crossplane";
+/// Type of the connection secrets (the one Crossplane uses).
+const CONNECTION_SECRET_TYPE: &str = "connection.crossplane.io/v1alpha1";
+
+/// Static facts about one managed kind.
+pub struct ManagedKind {
+    pub resource: Arc<dyn Resource>,
+    pub schema: Schema,
+    pub names: KindNames,
+    pub ar: ApiResource,
+}
+
+impl ManagedKind {
+    pub fn new(resource: Arc<dyn Resource>) -> ManagedKind {
+        let names = KindNames::for_type(resource.type_name());
+        let ar = ApiResource {
+            group: GROUP.into(),
+            version: VERSION.into(),
+            api_version: format!("{GROUP}/{VERSION}"),
+            kind: names.kind.clone(),
+            plural: names.plural.clone(),
+        };
+        ManagedKind {
+            schema: resource.schema(),
+            resource,
+            names,
+            ar,
+        }
+    }
+}
+
+/// Counters the controller logs periodically (and the benchmark reads).
+#[derive(Default)]
+pub struct Stats {
+    pub reconciles: AtomicU64,
+    pub errors: AtomicU64,
+    pub creates: AtomicU64,
+    pub updates: AtomicU64,
+    pub deletes: AtomicU64,
+}
+
+/// Delays injected around `create`, for crash-safety tests only (the acceptance suite kills
+/// the controller inside these windows). Set by `PAVED_CROSSPLANE_FAULT=before-create:5s` or
+/// `after-create:5s`; never set in production.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Faults {
+    pub before_create: Option<Duration>,
+    pub after_create: Option<Duration>,
+}
+
+impl Faults {
+    pub fn parse(spec: Option<&str>) -> Faults {
+        let mut f = Faults::default();
+        for part in spec.unwrap_or_default().split(',') {
+            if let Some((k, v)) = part.split_once(':') {
+                let d = crate::resources::common::parse_duration(v.trim());
+                match k.trim() {
+                    "before-create" => f.before_create = d,
+                    "after-create" => f.after_create = d,
+                    _ => {}
+                }
+            }
+        }
+        f
+    }
+}
+
+/// A global limit on reconciles per second (`--max-reconcile-rate`), shared by every kind: the
+/// cloud APIs, not each controller, are what must not be flooded.
+pub struct RateLimiter {
+    interval: Duration,
+    burst: u32,
+    next: tokio::sync::Mutex<tokio::time::Instant>,
+}
+
+impl RateLimiter {
+    pub fn new(per_second: u32) -> RateLimiter {
+        let per_second = per_second.max(1);
+        RateLimiter {
+            interval: Duration::from_secs(1) / per_second,
+            burst: per_second.saturating_mul(10),
+            // Start with the whole burst available.
+            next: tokio::sync::Mutex::new({
+                let now = tokio::time::Instant::now();
+                now.checked_sub(Duration::from_secs(10)).unwrap_or(now)
+            }),
+        }
+    }
+
+    /// Waits for a slot (generic cell rate algorithm: a burst of `burst`, then `interval` apart).
+    pub async fn acquire(&self) {
+        let at = {
+            let mut next = self.next.lock().await;
+            slot(
+                &mut next,
+                tokio::time::Instant::now(),
+                self.interval,
+                self.burst,
+            )
+        };
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+/// The time of the next slot given the theoretical arrival time `next` (advanced in place).
+fn slot(
+    next: &mut tokio::time::Instant,
+    now: tokio::time::Instant,
+    interval: Duration,
+    burst: u32,
+) -> tokio::time::Instant {
+    let earliest = now.checked_sub(interval * burst).unwrap_or(now);
+    let at = (*next).max(earliest);
+    *next = at + interval;
+    at
+}
+
+/// What every controller shares.
+pub struct Shared {
+    pub client: kube::Client,
+    pub configs: ProviderConfigs,
+    pub recorder: Recorder,
+    pub backoff: Backoff,
+    pub poll: Duration,
+    pub stats: Stats,
+    pub limiter: RateLimiter,
+    pub faults: Faults,
+    /// Hash of the last connection secret written per managed resource (by UID): a secret is
+    /// only written when its content changes, not on every poll.
+    published: Mutex<HashMap<String, u64>>,
+}
+
+impl Shared {
+    pub fn new(
+        client: kube::Client,
+        recorder: Recorder,
+        poll: Duration,
+        rate: u32,
+        faults: Faults,
+    ) -> Shared {
+        Shared {
+            configs: ProviderConfigs::new(client.clone(), Duration::from_secs(5)),
+            client,
+            recorder,
+            backoff: Backoff::default(),
+            poll,
+            stats: Stats::default(),
+            limiter: RateLimiter::new(rate),
+            faults,
+            published: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// The context of one kind's controller.
+pub struct KindContext {
+    pub shared: Arc<Shared>,
+    pub kind: ManagedKind,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot {action}: {source}")]
+    Kube {
+        action: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("the object changed while it was being reconciled; retrying")]
+    Conflict,
+    #[error("cannot get ProviderConfig: {0}")]
+    Config(#[from] ConfigError),
+    /// `spec.forProvider` is invalid; nothing was sent to the cloud.
+    #[error("invalid spec.forProvider: {0}")]
+    Spec(String),
+    #[error("cannot observe external resource: {0}")]
+    Observe(#[source] ResourceError),
+    #[error("cannot create external resource: {0}")]
+    Create(#[source] ResourceError),
+    #[error("cannot update external resource: {0}")]
+    Update(#[source] ResourceError),
+    #[error("cannot delete external resource: {0}")]
+    Delete(#[source] ResourceError),
+    #[error("cannot update external resource in place: {0} would require replacing it. Revert the change, or delete this managed resource and create a new one")]
+    Replace(String),
+    #[error("cannot determine creation result: a create was started ({CREATE_PENDING}) but never confirmed and no external name was recorded. Check for a leaked external resource, then remove the {CREATE_PENDING} annotation if it is safe to proceed")]
+    CreateUnknown,
+    #[error("external resource does not exist, and the management policies do not allow creating it (set {EXTERNAL_NAME} to an existing object, or add Create)")]
+    Missing,
+}
+
+fn kerr(action: &'static str) -> impl FnOnce(kube::Error) -> Error {
+    move |source| match &source {
+        kube::Error::Api(s) if s.code == 409 => Error::Conflict,
+        _ => Error::Kube { action, source },
+    }
+}
+
+/// Entry point for kube-runtime: one reconcile of one managed resource.
+pub async fn reconcile(obj: Arc<DynamicObject>, cx: Arc<KindContext>) -> Result<Action, Error> {
+    let name = obj.name_any();
+    let span = tracing::info_span!(
+        "reconcile",
+        kind = %cx.kind.names.kind,
+        name = %name,
+        generation = obj.metadata.generation.unwrap_or_default(),
+    );
+    async move {
+        cx.shared.limiter.acquire().await;
+        cx.shared.stats.reconciles.fetch_add(1, Ordering::Relaxed);
+        let mut r = Reconcile::new(&cx, (*obj).clone());
+        let result = r.run().await;
+        let result = r.finish(result).await;
+        match &result {
+            Ok(_) => cx.shared.backoff.succeeded(&key(&cx, &obj)),
+            Err(e) => {
+                cx.shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "reconcile failed");
+            }
+        }
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+fn key(cx: &KindContext, obj: &DynamicObject) -> String {
+    format!("{}/{}", cx.kind.names.kind, obj.name_any())
+}
+
+/// After a failed reconcile: retry with per-object exponential backoff.
+pub fn error_policy(obj: Arc<DynamicObject>, _e: &Error, cx: Arc<KindContext>) -> Action {
+    Action::requeue(cx.shared.backoff.failed(&key(&cx, &obj)))
+}
+
+/// Readiness of an observed state. A resource that reports its own health in a computed `status`
+/// attribute (Ready, Progressing, Degraded…) is Available only when that says so; everything
+/// else is Available once it exists.
+fn readiness(schema: &Schema, state: &Value) -> Condition {
+    let has_status = schema
+        .block
+        .attribute("status")
+        .is_some_and(|a| a.is_computed() && a.ty == Type::String);
+    match state.get("status").as_str() {
+        Some(s) if has_status => {
+            let ok = [
+                "ready",
+                "available",
+                "running",
+                "active",
+                "healthy",
+                "inservice",
+            ];
+            if ok.contains(&s.to_ascii_lowercase().as_str()) {
+                conditions::available()
+            } else {
+                conditions::unavailable(&format!("the external resource reports status {s}"))
+            }
+        }
+        _ => conditions::available(),
+    }
+}
+
+/// One reconcile in progress. Holds the latest copy of the object (updated by every patch, so a
+/// later optimistic-concurrency patch uses the right resourceVersion) and the status to write.
+struct Reconcile<'a> {
+    cx: &'a KindContext,
+    obj: DynamicObject,
+    api: Api<DynamicObject>,
+    ready: Option<Condition>,
+    synced: Option<Condition>,
+    at_provider: Option<J>,
+    /// Set once the finalizer is removed: the object may be gone, so no status is written.
+    released: bool,
+}
+
+impl<'a> Reconcile<'a> {
+    fn new(cx: &'a KindContext, obj: DynamicObject) -> Reconcile<'a> {
+        Reconcile {
+            api: Api::all_with(cx.shared.client.clone(), &cx.kind.ar),
+            cx,
+            obj,
+            ready: None,
+            synced: None,
+            at_provider: None,
+            released: false,
+        }
+    }
+
+    fn name(&self) -> String {
+        self.obj.name_any()
+    }
+
+    fn annotation(&self, k: &str) -> Option<&str> {
+        self.obj
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(k))
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn spec(&self) -> &J {
+        &self.obj.data["spec"]
+    }
+
+    fn poll(&self) -> Duration {
+        self.cx.shared.poll
+    }
+
+    async fn event(&self, type_: EventType, reason: &str, note: String) {
+        let ev = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(note),
+            action: reason.to_string(),
+            secondary: None,
+        };
+        let reference = self.obj.object_ref(&self.cx.kind.ar);
+        if let Err(e) = self.cx.shared.recorder.publish(&ev, &reference).await {
+            tracing::warn!(error = %e, reason, "cannot publish event");
+        }
+    }
+
+    /// Merge-patches metadata. With `guard`, the patch carries the resourceVersion this reconcile
+    /// read, so it fails (Conflict) if anyone changed the object since: used where acting on a
+    /// stale copy could create a duplicate.
+    async fn patch_meta(&mut self, meta: J, guard: bool) -> Result<(), Error> {
+        let mut patch = json!({ "metadata": meta });
+        if guard {
+            patch["metadata"]["resourceVersion"] = json!(self.obj.metadata.resource_version);
+        }
+        let o = self
+            .api
+            .patch(&self.name(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(kerr("patch managed resource metadata"))?;
+        self.obj = o;
+        Ok(())
+    }
+
+    /// Records facts that must survive a crash (the external name after a create): retried a
+    /// few times, since losing them is what the pending marker exists to detect.
+    async fn record_annotations(&mut self, annotations: J) -> Result<(), Error> {
+        let mut last = None;
+        for attempt in 0..5u32 {
+            match self
+                .patch_meta(json!({ "annotations": annotations }), false)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt, "cannot record annotations; retrying");
+                    last = Some(e);
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+            }
+        }
+        Err(last.unwrap_or(Error::Conflict))
+    }
+
+    async fn ensure_finalizer(&mut self) -> Result<(), Error> {
+        let mut f = self.obj.finalizers().to_vec();
+        if f.iter().any(|x| x == FINALIZER) {
+            return Ok(());
+        }
+        f.push(FINALIZER.to_string());
+        self.patch_meta(json!({ "finalizers": f }), true).await
+    }
+
+    async fn remove_finalizer(&mut self) -> Result<(), Error> {
+        let f: Vec<String> = self
+            .obj
+            .finalizers()
+            .iter()
+            .filter(|x| *x != FINALIZER)
+            .cloned()
+            .collect();
+        if f.len() != self.obj.finalizers().len() {
+            self.patch_meta(json!({ "finalizers": f }), true).await?;
+        }
+        self.released = true;
+        Ok(())
+    }
+
+    /// A create that was started and not confirmed (crossplane-runtime's "incomplete create").
+    fn create_incomplete(&self) -> bool {
+        match self.annotation(CREATE_PENDING) {
+            None => false,
+            Some(pending) => {
+                let done = [CREATE_SUCCEEDED, CREATE_FAILED]
+                    .iter()
+                    .filter_map(|k| self.annotation(k))
+                    .any(|t| t >= pending);
+                !done
+            }
+        }
+    }
+
+    async fn run(&mut self) -> Result<Action, Error> {
+        let kind = &self.cx.kind;
+        let r = kind.resource.as_ref();
+        let policies = Policies::from_json(self.spec().get("managementPolicies"));
+        let deletion = DeletionPolicy::from_json(self.spec().get("deletionPolicy"));
+        let paused = self.annotation(PAUSED) == Some("true");
+        let deleting = self.obj.metadata.deletion_timestamp.is_some();
+        if paused || policies.is_empty() {
+            self.synced = Some(conditions::reconcile_paused());
+            return Ok(Action::requeue(self.poll()));
+        }
+        let pc = self.spec()["providerConfigRef"]["name"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string();
+        let ctx = match self.cx.shared.configs.get(&pc).await {
+            Ok(c) => c,
+            // Without a ProviderConfig nothing can be deleted; an object that never got our
+            // finalizer never had anything created, so it may go.
+            Err(e) if deleting && !self.obj.finalizers().iter().any(|f| f == FINALIZER) => {
+                tracing::info!(error = %e, "deleting without ProviderConfig; nothing was created");
+                return Ok(Action::await_change());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if !deleting {
+            self.ensure_finalizer().await?;
+        }
+
+        // Arguments. Only a controller that may change the object needs valid ones; an
+        // observe-only resource (or one being deleted) can be observed through its importer.
+        let for_provider = self.spec().get("forProvider").cloned().unwrap_or(J::Null);
+        let config = convert::config_from_spec(&kind.schema.block, &for_provider);
+        let strict = policies.may_change() && !deleting;
+        let config = match config {
+            Ok(c) => Some(c),
+            Err(e) if strict => return Err(Error::Spec(e.to_string())),
+            Err(e) => {
+                tracing::info!(error = %e, "arguments incomplete; observing through the importer");
+                None
+            }
+        };
+        let mut create_plan: Option<Desired> = None;
+        if let (Some(c), true) = (&config, strict) {
+            if let Some(v) = r.validator() {
+                check(v.validate(c))?;
+            }
+            let d = desired(r, &kind.schema, &ctx, None, c);
+            check(d.diags.clone())?;
+            create_plan = Some(d);
+        }
+
+        // Observe.
+        let external_name = self.annotation(EXTERNAL_NAME).map(String::from);
+        let observed = match &external_name {
+            None => None,
+            Some(ext) => {
+                self.observe(&ctx, create_plan.as_ref(), config.as_ref(), ext)
+                    .await?
+            }
+        };
+        let mut update_plan = None;
+        if let (Some(s), Some(c), true) = (&observed, &config, strict) {
+            ctx.remember(r.type_name(), s);
+            let d = desired(r, &kind.schema, &ctx, Some(s), c);
+            check(d.diags.clone())?;
+            update_plan = Some(d);
+        } else if let Some(s) = &observed {
+            ctx.remember(r.type_name(), s);
+        }
+        let up_to_date = match (&observed, &update_plan) {
+            (Some(s), Some(d)) => d.planned == *s,
+            _ => true,
+        };
+        let facts = Facts {
+            paused,
+            deleting,
+            exists: observed.is_some(),
+            up_to_date,
+            create_unknown: external_name.is_none() && self.create_incomplete(),
+        };
+        let decision = policy::decide(&policies, deletion, facts);
+        tracing::debug!(?decision, ?facts, "decided");
+        if let Some(s) = &observed {
+            self.at_provider = Some(convert::to_json(&kind.schema.block, s, Part::Observations));
+        }
+        use policy::Decision as D;
+        match decision {
+            D::Paused => {
+                self.synced = Some(conditions::reconcile_paused());
+                Ok(Action::requeue(self.poll()))
+            }
+            D::Finalize | D::Orphan => {
+                if decision == D::Orphan {
+                    tracing::info!("orphaning the external resource");
+                }
+                self.remove_finalizer().await?;
+                Ok(Action::await_change())
+            }
+            D::Delete => {
+                let state = observed.expect("Delete is only decided for existing objects");
+                self.delete(&ctx, &state).await
+            }
+            D::Create => {
+                let planned = create_plan
+                    .ok_or_else(|| Error::Spec("spec.forProvider is required to create".into()))?
+                    .planned;
+                self.create(&ctx, planned, external_name).await
+            }
+            D::Update => {
+                let state = observed.expect("Update is only decided for existing objects");
+                let d = update_plan.expect("Update is only decided with a plan");
+                self.update(&ctx, &state, d).await
+            }
+            D::Observe => {
+                let state = observed.expect("Observe is only decided for existing objects");
+                if self.create_incomplete() {
+                    // A create interrupted before it was confirmed made this: adopt it.
+                    tracing::info!("adopting the external resource of an unconfirmed create");
+                    self.record_annotations(json!({ CREATE_SUCCEEDED: conditions::now_rfc3339() }))
+                        .await?;
+                }
+                if up_to_date && !deleting && policies.can(policy::ManagementAction::LateInitialize)
+                {
+                    self.late_initialize(&for_provider, &state).await?;
+                }
+                self.publish_connection(&state).await?;
+                let ready = readiness(&kind.schema, &state);
+                let again = if ready.status == "True" {
+                    self.poll()
+                } else {
+                    self.poll().min(Duration::from_secs(10))
+                };
+                self.ready = Some(ready);
+                Ok(Action::requeue(again))
+            }
+            D::Missing => {
+                self.ready = Some(conditions::unavailable(
+                    "the external resource does not exist",
+                ));
+                Err(Error::Missing)
+            }
+            D::CreateUnknown => Err(Error::CreateUnknown),
+        }
+    }
+
+    /// Reads the external object named `ext`. With valid arguments the state handed to `read`
+    /// is the planned one with that ID (arguments the cloud cannot report keep their configured
+    /// value, as with a Terraform state); otherwise the resource's importer rebuilds it.
+    async fn observe(
+        &self,
+        ctx: &Context,
+        plan: Option<&Desired>,
+        config: Option<&Value>,
+        ext: &str,
+    ) -> Result<Option<Value>, Error> {
+        let r = self.cx.kind.resource.as_ref();
+        let block = &self.cx.kind.schema.block;
+        let kept = self
+            .annotation(STATE)
+            .and_then(|t| convert::decode_state(block, t, config))
+            .filter(|s| s.get("id").as_str() == Some(ext));
+        let state = match (kept, plan, r.importer()) {
+            (Some(s), _, _) => s,
+            (None, Some(d), _) => {
+                let mut s = convert::unknowns_to_null(&d.planned);
+                s.set_attr("id", Value::string(ext));
+                s
+            }
+            (None, None, Some(i)) => match i.import(ctx, ext).await {
+                Ok(s) => s,
+                Err(ResourceError::NotFound(what)) => {
+                    tracing::info!(%what, "external resource not found");
+                    return Ok(None);
+                }
+                Err(e) => return Err(Error::Observe(e)),
+            },
+            (None, None, None) => {
+                return Err(Error::Spec(
+                    "spec.forProvider is incomplete and this kind cannot be observed by external name alone".into(),
+                ))
+            }
+        };
+        r.read(ctx, &state).await.map_err(Error::Observe)
+    }
+
+    async fn create(
+        &mut self,
+        ctx: &Context,
+        mut planned: Value,
+        external_name: Option<String>,
+    ) -> Result<Action, Error> {
+        let r = self.cx.kind.resource.as_ref();
+        // The ID, chosen before anything exists: planned by the resource, else the name a
+        // previous attempt recorded, else one the resource picks now.
+        let id = match planned.get("id") {
+            Value::String(s) => Some(s.clone()),
+            _ => external_name.or_else(|| r.choose_id(&planned)),
+        };
+        if let Some(id) = &id {
+            if self.cx.kind.schema.block.attribute("id").is_some() {
+                planned.set_attr("id", Value::string(id));
+            }
+        }
+        let mut marks = json!({ CREATE_PENDING: conditions::now_rfc3339() });
+        if let Some(id) = &id {
+            marks[EXTERNAL_NAME] = json!(id);
+        }
+        self.patch_meta(json!({ "annotations": marks }), true)
+            .await?;
+        tracing::info!(
+            external_name = id.as_deref().unwrap_or(""),
+            "creating external resource"
+        );
+        self.write_status_now(conditions::creating()).await;
+        if let Some(d) = self.cx.shared.faults.before_create {
+            tracing::warn!(delay = ?d, "fault injection: pausing before create");
+            tokio::time::sleep(d).await;
+        }
+        match r.create(ctx, &planned).await {
+            Ok(state) => {
+                if let Some(d) = self.cx.shared.faults.after_create {
+                    tracing::warn!(delay = ?d, "fault injection: pausing after create");
+                    tokio::time::sleep(d).await;
+                }
+                self.cx.shared.stats.creates.fetch_add(1, Ordering::Relaxed);
+                let mut marks = json!({ CREATE_SUCCEEDED: conditions::now_rfc3339() });
+                if let Some(sid) = state.get("id").as_str() {
+                    marks[EXTERNAL_NAME] = json!(sid);
+                }
+                if let Some(kept) = convert::encode_state(&self.cx.kind.schema.block, &state) {
+                    marks[STATE] = json!(kept);
+                }
+                self.record_annotations(marks).await?;
+                ctx.remember(r.type_name(), &state);
+                self.event(
+                    EventType::Normal,
+                    "CreatedExternalResource",
+                    format!(
+                        "Successfully requested creation of external resource {}",
+                        state.get("id").as_str().unwrap_or("")
+                    ),
+                )
+                .await;
+                self.at_provider = Some(convert::to_json(
+                    &self.cx.kind.schema.block,
+                    &state,
+                    Part::Observations,
+                ));
+                self.publish_connection(&state).await?;
+                // Ready comes from the next observation, as in crossplane-runtime.
+                self.ready = Some(conditions::creating());
+                Ok(Action::requeue(Duration::from_secs(2).min(self.poll())))
+            }
+            Err(e) => {
+                let mut marks = json!({ CREATE_FAILED: conditions::now_rfc3339() });
+                // Something was made: record it so it is observed (and deleted) rather than leaked.
+                if let Some(sid) = e.state.as_ref().and_then(|s| s.get("id").as_str()) {
+                    marks[EXTERNAL_NAME] = json!(sid);
+                }
+                self.record_annotations(marks).await?;
+                self.event(
+                    EventType::Warning,
+                    "CannotCreateExternalResource",
+                    e.error.to_string(),
+                )
+                .await;
+                self.ready = Some(conditions::unavailable("create failed"));
+                Err(Error::Create(e.error))
+            }
+        }
+    }
+
+    async fn update(&mut self, ctx: &Context, prior: &Value, d: Desired) -> Result<Action, Error> {
+        let kind = &self.cx.kind;
+        let r = kind.resource.as_ref();
+        let changed = convert::diff_paths(&kind.schema.block, prior, &d.planned).join(", ");
+        if !d.requires_replace.is_empty() {
+            let paths: Vec<String> = d.requires_replace.iter().map(convert::field_path).collect();
+            let e = Error::Replace(paths.join(", "));
+            self.event(
+                EventType::Warning,
+                "CannotUpdateExternalResource",
+                e.to_string(),
+            )
+            .await;
+            self.ready = Some(readiness(&kind.schema, prior));
+            return Err(e);
+        }
+        tracing::info!(%changed, "updating drifted external resource");
+        match r.update(ctx, prior, &d.planned).await {
+            Ok(state) => {
+                self.cx.shared.stats.updates.fetch_add(1, Ordering::Relaxed);
+                if let Some(kept) = convert::encode_state(&kind.schema.block, &state) {
+                    self.record_annotations(json!({ STATE: kept })).await?;
+                }
+                ctx.remember(r.type_name(), &state);
+                self.event(
+                    EventType::Normal,
+                    "UpdatedExternalResource",
+                    format!(
+                        "Successfully requested update of external resource (changed: {changed})"
+                    ),
+                )
+                .await;
+                self.at_provider = Some(convert::to_json(
+                    &kind.schema.block,
+                    &state,
+                    Part::Observations,
+                ));
+                self.publish_connection(&state).await?;
+                self.ready = Some(readiness(&kind.schema, &state));
+                Ok(Action::requeue(Duration::from_secs(2).min(self.poll())))
+            }
+            Err(e) => {
+                self.event(
+                    EventType::Warning,
+                    "CannotUpdateExternalResource",
+                    e.error.to_string(),
+                )
+                .await;
+                self.ready = Some(readiness(&kind.schema, e.state.as_ref().unwrap_or(prior)));
+                Err(Error::Update(e.error))
+            }
+        }
+    }
+
+    async fn delete(&mut self, ctx: &Context, state: &Value) -> Result<Action, Error> {
+        let r = self.cx.kind.resource.as_ref();
+        self.write_status_now(conditions::deleting()).await;
+        tracing::info!("deleting external resource");
+        match r.delete(ctx, state).await {
+            Ok(()) => {
+                self.cx.shared.stats.deletes.fetch_add(1, Ordering::Relaxed);
+                self.event(
+                    EventType::Normal,
+                    "DeletedExternalResource",
+                    format!(
+                        "Successfully deleted external resource {}",
+                        state.get("id").as_str().unwrap_or("")
+                    ),
+                )
+                .await;
+                // `delete` returns once the object is gone (its contract), so the finalizer can go.
+                self.remove_finalizer().await?;
+                self.forget_connection();
+                Ok(Action::await_change())
+            }
+            Err(e) => {
+                self.event(
+                    EventType::Warning,
+                    "CannotDeleteExternalResource",
+                    e.to_string(),
+                )
+                .await;
+                self.ready = Some(conditions::deleting());
+                Err(Error::Delete(e))
+            }
+        }
+    }
+
+    async fn late_initialize(&mut self, for_provider: &J, state: &Value) -> Result<(), Error> {
+        let Some(fp) = convert::late_initialize(&self.cx.kind.schema.block, for_provider, state)
+        else {
+            return Ok(());
+        };
+        tracing::info!("late-initializing spec.forProvider from the observed state");
+        let patch = json!({ "spec": { "forProvider": fp } });
+        let o = self
+            .api
+            .patch(&self.name(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(kerr("late-initialize spec.forProvider"))?;
+        self.obj = o;
+        Ok(())
+    }
+
+    fn forget_connection(&self) {
+        if let Some(uid) = &self.obj.metadata.uid {
+            self.cx
+                .shared
+                .published
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(uid);
+        }
+    }
+
+    /// Writes `writeConnectionSecretToRef`, owned by the managed resource (garbage-collected
+    /// with it), when its content changed.
+    async fn publish_connection(&self, state: &Value) -> Result<(), Error> {
+        let to = &self.spec()["writeConnectionSecretToRef"];
+        let (Some(name), Some(ns)) = (to["name"].as_str(), to["namespace"].as_str()) else {
+            return Ok(());
+        };
+        let details = convert::connection_details(&self.cx.kind.schema.block, state);
+        let uid = self.obj.metadata.uid.clone().unwrap_or_default();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (ns, name, &details).hash(&mut h);
+        let digest = h.finish();
+        if self
+            .cx
+            .shared
+            .published
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&uid)
+            == Some(&digest)
+        {
+            return Ok(());
+        }
+        use base64::Engine;
+        let data: serde_json::Map<String, J> = details
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    J::String(base64::engine::general_purpose::STANDARD.encode(v)),
+                )
+            })
+            .collect();
+        let secret = json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": name,
+                "namespace": ns,
+                "ownerReferences": [{
+                    "apiVersion": self.cx.kind.ar.api_version,
+                    "kind": self.cx.kind.ar.kind,
+                    "name": self.name(),
+                    "uid": uid,
+                    "controller": true,
+                    "blockOwnerDeletion": true,
+                }],
+            },
+            "type": CONNECTION_SECRET_TYPE,
+            "data": data,
+        });
+        let api: Api<Secret> = Api::namespaced(self.cx.shared.client.clone(), ns);
+        api.patch(
+            name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .map_err(kerr("write the connection secret"))?;
+        tracing::info!(secret = %format!("{ns}/{name}"), keys = details.len(), "published connection details");
+        self.cx
+            .shared
+            .published
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uid, digest);
+        Ok(())
+    }
+
+    fn status_with(&self, ready: Option<&Condition>, synced: Option<&Condition>) -> J {
+        let existing = &self.obj.data["status"];
+        let mut conds: Vec<Condition> = existing["conditions"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| serde_json::from_value(c.clone()).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let now = conditions::now_rfc3339();
+        let generation = self.obj.metadata.generation;
+        for c in [ready, synced].into_iter().flatten() {
+            conds = conditions::set(&conds, c.clone(), &now, generation);
+        }
+        let mut status = serde_json::Map::new();
+        let at = self
+            .at_provider
+            .clone()
+            .or_else(|| existing.get("atProvider").cloned());
+        if let Some(at) = at {
+            status.insert("atProvider".into(), at);
+        }
+        status.insert(
+            "conditions".into(),
+            serde_json::to_value(conds).unwrap_or(J::Null),
+        );
+        if let Some(g) = generation {
+            status.insert("observedGeneration".into(), json!(g));
+        }
+        J::Object(status)
+    }
+
+    /// Server-side applies the status when it differs from what the object already shows (an
+    /// unchanged poll costs no write).
+    async fn apply_status(&mut self, status: J) -> Result<(), Error> {
+        if self.obj.data.get("status") == Some(&status) {
+            return Ok(());
+        }
+        let body = json!({
+            "apiVersion": self.cx.kind.ar.api_version,
+            "kind": self.cx.kind.ar.kind,
+            "metadata": { "name": self.name() },
+            "status": status,
+        });
+        let o = self
+            .api
+            .patch_status(
+                &self.name(),
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .map_err(kerr("write status"))?;
+        self.obj = o;
+        Ok(())
+    }
+
+    /// Shows progress (Creating, Deleting) before a long operation; failures only log, as the
+    /// final status write follows anyway.
+    async fn write_status_now(&mut self, ready: Condition) {
+        let status = self.status_with(Some(&ready), None);
+        if let Err(e) = self.apply_status(status).await {
+            tracing::warn!(error = %e, "cannot write progress status");
+        }
+    }
+
+    /// Writes the outcome: Ready as decided, Synced from the result.
+    async fn finish(&mut self, result: Result<Action, Error>) -> Result<Action, Error> {
+        if self.released {
+            return result;
+        }
+        let synced = match (&result, &self.synced) {
+            (_, Some(s)) => s.clone(),
+            (Ok(_), None) => conditions::reconcile_success(),
+            (Err(e), None) => conditions::reconcile_error(&e.to_string()),
+        };
+        let status = self.status_with(self.ready.clone().as_ref(), Some(&synced));
+        match self.apply_status(status).await {
+            Ok(()) => result,
+            Err(Error::Kube {
+                source: kube::Error::Api(s),
+                ..
+            }) if s.code == 404 => result,
+            Err(e) => result.and(Err(e)),
+        }
+    }
+}
+
+/// Turns error diagnostics into an invalid-spec error naming each field in camelCase.
+fn check(d: crate::diag::Diagnostics) -> Result<(), Error> {
+    let errors: Vec<String> = d
+        .iter()
+        .filter(|x| x.severity == Severity::Error)
+        .map(|x| match &x.path {
+            Some(p) => format!("{}: {}: {}", convert::field_path(p), x.summary, x.detail),
+            None => format!("{}: {}", x.summary, x.detail),
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Spec(errors.join("; ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_spec_parses() {
+        assert_eq!(Faults::parse(None), Faults::default());
+        let f = Faults::parse(Some("after-create:5s"));
+        assert_eq!(f.after_create, Some(Duration::from_secs(5)));
+        assert_eq!(f.before_create, None);
+    }
+
+    #[test]
+    fn readiness_follows_a_reported_status() {
+        let ep = crate::resources::model_endpoint::schema::schema();
+        let mut s = ep.block.null_object();
+        s.set_attr("status", Value::string("Progressing"));
+        let c = readiness(&ep, &s);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "Unavailable")
+        );
+        s.set_attr("status", Value::string("Ready"));
+        assert_eq!(readiness(&ep, &s).reason, "Available");
+        let pool = crate::resources::gpu_compute_pool::schema::schema();
+        assert_eq!(
+            readiness(&pool, &pool.block.null_object()).reason,
+            "Available"
+        );
+    }
+
+    #[test]
+    fn invalid_diagnostics_name_camel_case_fields() {
+        let mut d = crate::diag::Diagnostics::new();
+        d.attr_error(
+            crate::diag::AttrPath::attr("nodes").then("min"),
+            "Bad size",
+            "min must be at most max.",
+        );
+        d.push(crate::diag::Diagnostic::warning("w", "ignored"));
+        let e = check(d).unwrap_err().to_string();
+        assert_eq!(e, "invalid spec.forProvider: spec.forProvider.nodes.min: Bad size: min must be at most max.");
+    }
+
+    #[test]
+    fn rate_limiter_spaces_requests_after_the_burst() {
+        let now = tokio::time::Instant::now();
+        let interval = Duration::from_millis(100);
+        let mut next = now.checked_sub(Duration::from_secs(10)).unwrap_or(now);
+        let slots: Vec<Duration> = (0..105)
+            .map(|_| slot(&mut next, now, interval, 100).saturating_duration_since(now))
+            .collect();
+        assert!(
+            slots[..100].iter().all(|d| d.is_zero()),
+            "a burst of 100 goes at once"
+        );
+        assert_eq!(
+            slots[104],
+            Duration::from_millis(400),
+            "then one per interval"
+        );
+    }
+}
