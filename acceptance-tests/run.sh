@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs Terraform 1.0.3 and LocalStack (setup.sh),
 # builds the local Kubernetes control plane from Go modules (cluster/build.sh, cached by version),
-# starts LocalStack, PostgreSQL with pgvector (postgres.sh) and the control plane, builds the provider once (dev profile), runs
+# builds the Crossplane CLI tooling (xpcli/build.sh), starts LocalStack, PostgreSQL with pgvector
+# (postgres.sh) and the control plane, builds the provider once (dev profile), runs
 # `cargo test` (unit tests and the LocalStack-backed integration tests) and then the acceptance
 # tests, which drive the real `terraform` binary against the provider binary that build produced.
 set -euo pipefail
@@ -23,6 +24,8 @@ cleanup() {
 }
 trap cleanup EXIT
 bash "$here/cluster/up.sh" >/dev/null
+# The Crossplane CLI, core and function-patch-and-transform for the golden-path tests (cached).
+bash "$here/xpcli/build.sh" >/dev/null
 
 cd "$repo"
 export PAVED_TEST_AWS_ENDPOINT="http://127.0.0.1:4566"
