@@ -22,6 +22,8 @@ def node_joiner(cluster):
     yield p
     p.terminate()
     p.wait(timeout=10)
+    # Nodes it joined for instances that outlive the test (other tests' pools) leave with it.
+    cluster.run("delete", "nodes", "-l", "paved.dev/joined-by=node-joiner", "--wait=false", check=False)
 
 
 def joined_nodes(cluster, pool_id):
