@@ -108,7 +108,8 @@ def setup(cluster):
     """CRDs from package/crds, a namespace, an AWS credentials Secret and a ProviderConfig."""
     assert PROVIDER_BIN.exists(), f"build the provider first: {PROVIDER_BIN} is missing"
     cluster.run("apply", "-f", str(REPO / "package" / "crds"))
-    for crd in ["gpucomputepools.paved.dev", "modelendpoints.paved.dev", "providerconfigs.paved.dev"]:
+    for crd in ["gpucomputepools.paved.dev", "modelendpoints.paved.dev", "providerconfigs.paved.dev",
+                "vectordbs.paved.dev", "featurestores.paved.dev"]:
         cluster.run("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
     kubectl_apply(cluster, [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}},
@@ -125,7 +126,7 @@ def setup(cluster):
     yield
     # Anything a failed test left behind: MRs first (their finalizers need the controller),
     # so strip finalizers, then the namespace.
-    for kind in ["modelendpoints", "gpucomputepools"]:
+    for kind in ["modelendpoints", "gpucomputepools", "vectordbs", "featurestores"]:
         items = json.loads(cluster.run("get", kind, "-o", "json").stdout)["items"]
         for i in items:
             n = i["metadata"]["name"]
@@ -414,3 +415,52 @@ def test_leader_election_one_active_replica(cluster, controller):
     assert lease["spec"]["holderIdentity"].endswith(f"-{a.proc.pid}")
     a.kill()
     wait_for("second replica takes over after the lease expires", lambda: "became leader" in b.text(), timeout=40)
+
+
+def test_vector_db_and_feature_store_with_secret_reference(cluster, controller):
+    """The two data kinds: Ready/Synced, connection secrets, a sensitive argument read from a
+    Secret reference (never stored in the managed resource), deletion of every object."""
+    import base64
+    controller()
+    db_mr, db = f"cp-{RUN}-vdb", f"vdb-{RUN}"
+    fs_mr, fs = f"cp-{RUN}-fs", f"fs-{RUN}"
+    kubectl_apply(cluster, [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "redis-conn", "namespace": NS},
+         "stringData": {"conn": "redis.example:6380,password=s3cret"}},
+        {"apiVersion": "paved.dev/v1alpha1", "kind": "VectorDB", "metadata": {"name": db_mr},
+         "spec": {"providerConfigRef": {"name": PC},
+                  "writeConnectionSecretToRef": {"name": f"{db}-conn", "namespace": NS},
+                  "forProvider": {"name": db, "namespace": NS, "engine": "pgvector",
+                                  "storage": {"size": "1Gi"},
+                                  "collection": [{"name": "docs", "dimension": 384}]}}},
+        {"apiVersion": "paved.dev/v1alpha1", "kind": "FeatureStore", "metadata": {"name": fs_mr},
+         "spec": {"providerConfigRef": {"name": PC},
+                  "forProvider": {"name": fs, "namespace": NS,
+                                  "onlineStore": {"kind": "external", "connectionStringSecretRef":
+                                                  {"namespace": NS, "name": "redis-conn", "key": "conn"}},
+                                  "materialization": {"schedule": "0 * * * *"}}}},
+    ])
+    vdb = wait_ready(cluster, "vectordb", db_mr)
+    assert vdb["metadata"]["annotations"]["crossplane.io/external-name"] == f"{NS}/{db}"
+    at = vdb["status"]["atProvider"]
+    assert at["status"] == "Ready" and at["port"] == 5432 and "apiKey" not in at, at
+    conn = {k: base64.b64decode(v).decode() for k, v in cluster.get("secret", f"{db}-conn", ns=NS)["data"].items()}
+    own = base64.b64decode(cluster.get("secret", f"{db}-credentials", ns=NS)["data"]["api-key"]).decode()
+    assert conn["api_key"] == own and len(own) == 32, conn.keys()
+    assert conn["endpoint"] == f"{db}.{NS}.svc.cluster.local" and conn["port"] == "5432"
+    assert cluster.get("statefulset", db, ns=NS)["status"]["readyReplicas"] == 1
+
+    store = wait_ready(cluster, "featurestore", fs_mr)
+    assert store["status"]["atProvider"]["onlineStoreEndpoint"] == "redis.example:6380"
+    # The connection string reached the store's own Secret and nowhere in the managed resource.
+    stored = base64.b64decode(cluster.get("secret", f"{fs}-online-store", ns=NS)["data"]["connection-string"]).decode()
+    assert stored == "redis.example:6380,password=s3cret"
+    assert "s3cret" not in json.dumps(get_mr(cluster, "featurestore", fs_mr))
+    assert cluster.get("cronjob", f"{fs}-materialize", ns=NS) is not None
+
+    for kind, mr in [("featurestore", fs_mr), ("vectordb", db_mr)]:
+        cluster.run("delete", kind, mr, "--wait=false")
+        wait_gone(cluster, kind, mr)
+    assert cluster.get("deployment", f"{fs}-server", ns=NS) is None
+    assert cluster.get("statefulset", db, ns=NS) is None
+    assert cluster.get("pvc", f"data-{db}-0", ns=NS) is None

@@ -48,6 +48,80 @@ fn err(path: &str, message: impl Into<String>) -> ConvertError {
 /// `spec.forProvider` → the configuration value Terraform would send for the same arguments:
 /// every attribute present (null when unset), computed-only attributes null, absent list/set
 /// blocks empty.
+/// A sensitive argument given as a Secret key reference in `spec.forProvider`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretArg {
+    /// JSON pointer of the reference (`/onlineStore/connectionStringSecretRef`).
+    pub reference: String,
+    /// JSON pointer where the value goes (`/onlineStore/connectionString`).
+    pub target: String,
+    pub namespace: String,
+    pub name: String,
+    pub key: String,
+}
+
+/// Every `<arg>SecretRef` in `for_provider` for a sensitive argument of `block` (nested blocks
+/// included). The caller reads the Secrets and [`fill_secret_args`] puts the values in place.
+pub fn secret_args(block: &Block, for_provider: &J) -> Vec<SecretArg> {
+    let mut out = vec![];
+    collect_secret_args(block, for_provider, "", &mut out);
+    out
+}
+
+fn collect_secret_args(block: &Block, j: &J, at: &str, out: &mut Vec<SecretArg>) {
+    for a in block
+        .attributes
+        .iter()
+        .filter(|a| a.sensitive && a.accepts_config())
+    {
+        let key = camel(&a.name);
+        let r = &j[format!("{key}{}", crate::crossplane::crd::SECRET_REF_SUFFIX)];
+        if let (Some(ns), Some(n), Some(k)) = (
+            r["namespace"].as_str(),
+            r["name"].as_str(),
+            r["key"].as_str(),
+        ) {
+            out.push(SecretArg {
+                reference: format!("{at}/{key}{}", crate::crossplane::crd::SECRET_REF_SUFFIX),
+                target: format!("{at}/{key}"),
+                namespace: ns.into(),
+                name: n.into(),
+                key: k.into(),
+            });
+        }
+    }
+    for b in &block.blocks {
+        let key = camel(&b.name);
+        match &j[&key] {
+            J::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    collect_secret_args(&b.block, item, &format!("{at}/{key}/{i}"), out);
+                }
+            }
+            x @ J::Object(_) => collect_secret_args(&b.block, x, &format!("{at}/{key}"), out),
+            _ => {}
+        }
+    }
+}
+
+/// Replaces each reference by the value read from its Secret.
+pub fn fill_secret_args(for_provider: &mut J, values: &[(SecretArg, String)]) {
+    for (arg, value) in values {
+        let (parent, _) = arg.reference.rsplit_once('/').unwrap_or(("", ""));
+        let field = arg.target.rsplit('/').next().unwrap_or_default();
+        let reference = arg.reference.rsplit('/').next().unwrap_or_default();
+        let obj = if parent.is_empty() {
+            Some(&mut *for_provider)
+        } else {
+            for_provider.pointer_mut(parent)
+        };
+        if let Some(J::Object(m)) = obj {
+            m.remove(reference);
+            m.insert(field.to_string(), J::String(value.clone()));
+        }
+    }
+}
+
 pub fn config_from_spec(block: &Block, for_provider: &J) -> Result<Value, ConvertError> {
     block_from_json(block, for_provider, FOR_PROVIDER)
 }
@@ -180,7 +254,8 @@ pub enum Part {
 
 fn attr_in(part: Part, a: &crate::schema::Attribute) -> bool {
     match part {
-        Part::Arguments => a.accepts_config(),
+        // A sensitive argument is never rendered into a spec (it is given as a Secret reference).
+        Part::Arguments => a.accepts_config() && !a.sensitive,
         Part::Observations => a.is_computed() && !a.sensitive,
     }
 }
@@ -249,7 +324,7 @@ pub fn late_initialize(block: &Block, for_provider: &J, observed: &Value) -> Opt
     let mut changed = false;
     for a in &block.attributes {
         let key = camel(&a.name);
-        if !a.accepts_config() || !fp.get(&key).unwrap_or(&J::Null).is_null() {
+        if !a.accepts_config() || a.sensitive || !fp.get(&key).unwrap_or(&J::Null).is_null() {
             continue;
         }
         let x = observed.get(&a.name);
@@ -361,9 +436,7 @@ pub fn unknowns_to_null(v: &Value) -> Value {
 /// rather than silently adopted.
 pub fn encode_state(block: &Block, state: &Value) -> Option<String> {
     let mut v = unknowns_to_null(state);
-    for a in block.attributes.iter().filter(|a| a.sensitive) {
-        v.set_attr(&a.name, Value::Null);
-    }
+    strip_sensitive(block, &mut v);
     cty::json::encode(&v, &block.implied_type())
         .ok()
         .map(|j| j.to_string())
@@ -376,15 +449,68 @@ pub fn decode_state(block: &Block, text: &str, config: Option<&Value>) -> Option
     let j: J = serde_json::from_str(text).ok()?;
     let mut v = cty::json::decode_lenient_unknown_attrs(&j, &block.implied_type()).ok()?;
     if let Some(c) = config {
-        for a in block
-            .attributes
-            .iter()
-            .filter(|a| a.sensitive && a.accepts_config())
-        {
-            v.set_attr(&a.name, c.get(&a.name).clone());
-        }
+        restore_sensitive(block, &mut v, c);
     }
     Some(v)
+}
+
+/// Nested blocks' elements, mutably (empty for anything else).
+fn elements_mut(v: &mut Value) -> &mut [Value] {
+    match v {
+        Value::List(xs) | Value::Set(xs) => xs,
+        _ => &mut [],
+    }
+}
+
+/// Blanks every sensitive attribute, nested blocks included.
+fn strip_sensitive(block: &Block, v: &mut Value) {
+    if v.is_null() {
+        return;
+    }
+    for a in block.attributes.iter().filter(|a| a.sensitive) {
+        v.set_attr(&a.name, Value::Null);
+    }
+    for b in &block.blocks {
+        if let Some(x) = v.get_mut(&b.name) {
+            match b.nesting {
+                Nesting::Single => strip_sensitive(&b.block, x),
+                Nesting::List | Nesting::Set => {
+                    for e in elements_mut(x) {
+                        strip_sensitive(&b.block, e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Puts sensitive arguments back from the configuration (element by element in lists).
+fn restore_sensitive(block: &Block, v: &mut Value, config: &Value) {
+    if v.is_null() {
+        return;
+    }
+    for a in block
+        .attributes
+        .iter()
+        .filter(|a| a.sensitive && a.accepts_config())
+    {
+        v.set_attr(&a.name, config.get(&a.name).clone());
+    }
+    for b in &block.blocks {
+        let c = config.get(&b.name);
+        if let Some(x) = v.get_mut(&b.name) {
+            match b.nesting {
+                Nesting::Single => restore_sensitive(&b.block, x, c),
+                Nesting::List | Nesting::Set => {
+                    for (i, e) in elements_mut(x).iter_mut().enumerate() {
+                        if let Some(ce) = c.elements().get(i) {
+                            restore_sensitive(&b.block, e, ce);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Paths (camelCase, under `spec.forProvider`) where two values of the block differ: how a drift
@@ -412,6 +538,52 @@ fn diff_into(block: &Block, a: &Value, b: &Value, at: &AttrPath, out: &mut Vec<S
         } else {
             out.push(field_path(&at.clone().then(&nb.name)));
         }
+    }
+}
+
+#[cfg(test)]
+mod secret_arg_tests {
+    use super::*;
+    use serde_json::json;
+    use crate::cty::Type;
+    use crate::schema::{Attribute, Block, Nesting};
+
+    #[test]
+    fn sensitive_arguments_come_from_secret_refs_at_any_depth() {
+        let block = Block::new("")
+            .attr(Attribute::optional("token", Type::String, "").sensitive())
+            .block(
+                "online_store",
+                Nesting::Single,
+                Block::new("")
+                    .attr(Attribute::optional("connection_string", Type::String, "").sensitive()),
+            );
+        let mut fp = json!({
+            "tokenSecretRef": {"namespace": "ns", "name": "s", "key": "t"},
+            "onlineStore": {"connectionStringSecretRef": {"namespace": "ns", "name": "s", "key": "c"}}
+        });
+        let args = secret_args(&block, &fp);
+        assert_eq!(
+            args.iter().map(|a| a.target.as_str()).collect::<Vec<_>>(),
+            vec!["/token", "/onlineStore/connectionString"]
+        );
+        let values: Vec<(SecretArg, String)> = args
+            .into_iter()
+            .map(|a| {
+                let v = format!("v-{}", a.key);
+                (a, v)
+            })
+            .collect();
+        fill_secret_args(&mut fp, &values);
+        assert_eq!(
+            fp,
+            json!({"token": "v-t", "onlineStore": {"connectionString": "v-c"}})
+        );
+        let v = config_from_spec(&block, &fp).unwrap();
+        assert_eq!(
+            v.get("online_store").get("connection_string").as_str(),
+            Some("v-c")
+        );
     }
 }
 

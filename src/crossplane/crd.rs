@@ -66,11 +66,22 @@ fn block_schema(block: &Block, part: Part, top: bool) -> J {
         if !include {
             continue;
         }
-        let name = camel(&a.name);
+        let mut name = camel(&a.name);
+        // Sensitive arguments never sit in a managed resource (anyone who can read it would see
+        // them): like other Crossplane providers, the spec names a Secret key instead.
+        let schema = if part == Part::Arguments && a.sensitive {
+            name.push_str(SECRET_REF_SUFFIX);
+            secret_ref(&format!(
+                "{} Read from this Secret key; the value never appears in the managed resource.",
+                a.description
+            ))
+        } else {
+            with_description(type_schema(&a.ty), &a.description)
+        };
         if part == Part::Arguments && a.mode == Mode::Required && !top {
             required.push(J::String(name.clone()));
         }
-        props.insert(name, with_description(type_schema(&a.ty), &a.description));
+        props.insert(name, schema);
     }
     for b in &block.blocks {
         if !block_in(part, &b.block) {
@@ -110,7 +121,13 @@ fn required_rules(block: &Block) -> Vec<J> {
         .attributes
         .iter()
         .filter(|a| a.mode == Mode::Required)
-        .map(|a| camel(&a.name))
+        .map(|a| {
+            if a.sensitive {
+                format!("{}{SECRET_REF_SUFFIX}", camel(&a.name))
+            } else {
+                camel(&a.name)
+            }
+        })
         .chain(
             block
                 .blocks
@@ -300,6 +317,9 @@ pub fn managed_crd(r: &dyn Resource) -> J {
         printer_columns(),
     )
 }
+
+/// Suffix of the field that replaces a sensitive argument in `spec.forProvider`.
+pub const SECRET_REF_SUFFIX: &str = "SecretRef";
 
 fn secret_ref(what: &str) -> J {
     json!({

@@ -443,6 +443,43 @@ impl<'a> Reconcile<'a> {
         Ok(())
     }
 
+    /// The value of a sensitive argument's Secret key.
+    async fn read_secret_arg(&self, arg: &convert::SecretArg) -> Result<String, Error> {
+        let api: Api<Secret> = Api::namespaced(self.cx.shared.client.clone(), &arg.namespace);
+        let secret = api
+            .get_opt(&arg.name)
+            .await
+            .map_err(kerr("read a Secret named by spec.forProvider"))?
+            .ok_or_else(|| {
+                Error::Spec(format!(
+                    "spec.forProvider{}: Secret {}/{} not found",
+                    arg.reference.replace('/', "."),
+                    arg.namespace,
+                    arg.name
+                ))
+            })?;
+        let bytes = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(&arg.key))
+            .map(|b| b.0.clone())
+            .ok_or_else(|| {
+                Error::Spec(format!(
+                    "spec.forProvider{}: Secret {}/{} has no key {:?}",
+                    arg.reference.replace('/', "."),
+                    arg.namespace,
+                    arg.name,
+                    arg.key
+                ))
+            })?;
+        String::from_utf8(bytes).map_err(|_| {
+            Error::Spec(format!(
+                "spec.forProvider{}: the Secret value is not UTF-8 text",
+                arg.reference.replace('/', ".")
+            ))
+        })
+    }
+
     /// A create that was started and not confirmed (crossplane-runtime's "incomplete create").
     fn create_incomplete(&self) -> bool {
         match self.annotation(CREATE_PENDING) {
@@ -488,7 +525,14 @@ impl<'a> Reconcile<'a> {
 
         // Arguments. Only a controller that may change the object needs valid ones; an
         // observe-only resource (or one being deleted) can be observed through its importer.
-        let for_provider = self.spec().get("forProvider").cloned().unwrap_or(J::Null);
+        let spec_for_provider = self.spec().get("forProvider").cloned().unwrap_or(J::Null);
+        let mut for_provider = spec_for_provider.clone();
+        let mut secret_values = vec![];
+        for arg in convert::secret_args(&kind.schema.block, &for_provider) {
+            let value = self.read_secret_arg(&arg).await?;
+            secret_values.push((arg, value));
+        }
+        convert::fill_secret_args(&mut for_provider, &secret_values);
         let config = convert::config_from_spec(&kind.schema.block, &for_provider);
         let strict = policies.may_change() && !deleting;
         let config = match config {
@@ -581,7 +625,7 @@ impl<'a> Reconcile<'a> {
                 }
                 if up_to_date && !deleting && policies.can(policy::ManagementAction::LateInitialize)
                 {
-                    self.late_initialize(&for_provider, &state).await?;
+                    self.late_initialize(&spec_for_provider, &state).await?;
                 }
                 self.publish_connection(&state).await?;
                 let ready = readiness(&kind.schema, &state);
