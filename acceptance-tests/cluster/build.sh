@@ -52,24 +52,8 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   k8s_ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$k8s_minor -X $pkg.gitTreeState=clean"
 done
 
-# build <name> <module dir> <package> <stamp> <ldflags>
-build() {
-  local name="$1" dir="$2" pkg="$3" stamp="$4" ldflags="$5"
-  if [[ -x "$BIN/$name" && -f "$BIN/.$name.version" && "$(cat "$BIN/.$name.version")" == "$stamp" ]]; then
-    log "$name: cached ($stamp)"
-    return 0
-  fi
-  command -v go >/dev/null || die "go not found in PATH (need Go >= 1.26 to build $name)"
-  log "$name: building $pkg ($stamp) ..."
-  local t0=$SECONDS
-  (cd "$dir" && go build -trimpath -ldflags "$ldflags" -o "$BIN/.$name.tmp" "$pkg") \
-    || die "go build $pkg failed (module dir $dir)"
-  mv -f "$BIN/.$name.tmp" "$BIN/$name"
-  echo "$stamp" >"$BIN/.$name.version"
-  local dt=$((SECONDS - t0))
-  log "$name: built in ${dt}s"
-  echo "$(date -u +%FT%TZ) $name $stamp ${dt}s" >>"$TIMES"
-}
+# shellcheck source=../gobuild.sh
+source "$here/../gobuild.sh"
 
 t_all=$SECONDS
 build etcd                    "$here/gomod/etcd" go.etcd.io/etcd/server/v3                      "go.etcd.io/etcd/server/v3@$ETCD_VERSION" "-s -w"
