@@ -544,9 +544,9 @@ fn diff_into(block: &Block, a: &Value, b: &Value, at: &AttrPath, out: &mut Vec<S
 #[cfg(test)]
 mod secret_arg_tests {
     use super::*;
-    use serde_json::json;
     use crate::cty::Type;
     use crate::schema::{Attribute, Block, Nesting};
+    use serde_json::json;
 
     #[test]
     fn sensitive_arguments_come_from_secret_refs_at_any_depth() {
