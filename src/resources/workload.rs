@@ -210,6 +210,26 @@ pub fn job_progress(job: &Json) -> Progress {
     Progress::Waiting(format!("{} pods active", n(&job["status"]["active"])))
 }
 
+/// The `status` attribute of a resource made of several objects: `Degraded: …` when companion
+/// objects are missing or broken (the next plan repairs it) or a workload failed, `Progressing:
+/// …` while one rolls out, else `Ready`.
+pub fn status_text(problems: &[String], progress: &[Progress]) -> String {
+    if !problems.is_empty() {
+        return format!("Degraded: {}", problems.join("; "));
+    }
+    if let Some(Progress::Failed { condition, .. }) = progress
+        .iter()
+        .find(|p| matches!(p, Progress::Failed { .. }))
+    {
+        return format!("Degraded: {condition}");
+    }
+    if let Some(Progress::Waiting(w)) = progress.iter().find(|p| matches!(p, Progress::Waiting(_)))
+    {
+        return format!("Progressing: {w}");
+    }
+    "Ready".to_string()
+}
+
 /// Why a wait ended without success.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WaitError {
@@ -465,6 +485,31 @@ mod tests {
             job_progress(&json!({"status": {"active": 1}})),
             Progress::Waiting(_)
         ));
+    }
+
+    #[test]
+    fn status_names_what_is_wrong_first() {
+        let failed = Progress::Failed {
+            condition: "Progressing=False (X)".into(),
+            message: String::new(),
+        };
+        let waiting = Progress::Waiting("1 of 2 replicas ready".into());
+        assert_eq!(
+            status_text(
+                &["Secret s is missing".into()],
+                std::slice::from_ref(&waiting)
+            ),
+            "Degraded: Secret s is missing"
+        );
+        assert_eq!(
+            status_text(&[], &[waiting.clone(), failed]),
+            "Degraded: Progressing=False (X)"
+        );
+        assert_eq!(
+            status_text(&[], &[Progress::Complete, waiting]),
+            "Progressing: 1 of 2 replicas ready"
+        );
+        assert_eq!(status_text(&[], &[Progress::Complete]), "Ready");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::cty::Value;
 use crate::diag::AttrPath;
 use crate::error::{ApplyError, ResourceError};
 use crate::resources::common::timeout;
-use crate::resources::workload::{self, Progress};
+use crate::resources::workload;
 use base64::Engine as _;
 use serde_json::Value as Json;
 use std::time::{Duration, Instant};
@@ -358,20 +358,7 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Value>, Reso
     if !out.get("online_store_endpoint").is_wholly_known() {
         out.set_attr("online_store_endpoint", Value::string(""));
     }
-    let status = if !problems.is_empty() {
-        format!("Degraded: {}", problems.join("; "))
-    } else if let Some(Progress::Failed { condition, .. }) = progress
-        .iter()
-        .find(|p| matches!(p, Progress::Failed { .. }))
-    {
-        format!("Degraded: {condition}")
-    } else if let Some(Progress::Waiting(w)) =
-        progress.iter().find(|p| matches!(p, Progress::Waiting(_)))
-    {
-        format!("Progressing: {w}")
-    } else {
-        "Ready".to_string()
-    };
+    let status = workload::status_text(&problems, &progress);
     set_identity(&mut out, &s);
     out.set_attr("status", Value::string(status));
     Ok(Some(out))

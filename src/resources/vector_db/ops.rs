@@ -306,12 +306,7 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Value>, Reso
             }
         }
     }
-    let status = match (problems.is_empty(), workload::statefulset_progress(&sts)) {
-        (false, _) => format!("Degraded: {}", problems.join("; ")),
-        (true, Progress::Complete) => "Ready".to_string(),
-        (true, Progress::Waiting(w)) => format!("Progressing: {w}"),
-        (true, Progress::Failed { condition, .. }) => format!("Degraded: {condition}"),
-    };
+    let status = workload::status_text(&problems, &[workload::statefulset_progress(&sts)]);
     set_identity(&mut out, &s);
     if !out.get("api_key").is_wholly_known() {
         out.set_attr("api_key", Value::string(""));
@@ -331,17 +326,13 @@ pub async fn delete(ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
         (Kind::PodDisruptionBudget, s.name.clone()),
     ];
     let selector = format!("{DB_LABEL}={}", s.name);
-    for j in kube.list(Kind::Job, ns, &selector).await? {
-        if let Some(n) = j["metadata"]["name"].as_str() {
-            objects.push((Kind::Job, n.to_string()));
-        }
-    }
     objects.extend(
         companions(&s)
             .into_iter()
             .filter(|(k, _)| !matches!(k, Kind::CronJob | Kind::PodDisruptionBudget)),
     );
     workload::delete_all(kube.as_ref(), ns, &objects, deadline).await?;
+    workload::delete_labelled(kube.as_ref(), Kind::Job, ns, &selector, deadline).await?;
     // The StatefulSet's retention policy deletes its claims; any left behind (e.g. from
     // replicas scaled away) go too, so destroy leaves nothing.
     workload::delete_labelled(
