@@ -20,7 +20,7 @@ LOCALSTACK_VERSION="4.14.0"
 SCRIPT_DIR="$(cd "$(dirname "$0")" && pwd)"
 REPO_PARENT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 PAVED_CACHE="${PAVED_CACHE:-$HOME/.cache/paved}"
-CONSTRAINTS="${PAVED_LOCALSTACK_CONSTRAINTS:-$REPO_PARENT/shared/localstack/constraints.txt}"
+CONSTRAINTS="${PAVED_LOCALSTACK_CONSTRAINTS:-$SCRIPT_DIR/localstack/constraints.txt}"
 PYTHON="${PAVED_PYTHON:-python3}"   # for the Terraform venv (any python3)
 
 BIN="$PAVED_CACHE/bin"

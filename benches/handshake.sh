@@ -9,7 +9,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 runs="${1:-20}"
 cache="${PAVED_CACHE:-$HOME/.cache/paved}"
-bench="${PAVED_HANDSHAKE_PY:-$repo/../shared/bench/handshake.py}"
+bench="${PAVED_HANDSHAKE_PY:-$repo/benches/handshake.py}"
 bin="${PAVED_RELEASE_BIN:-$repo/target/release/terraform-provider-paved}"
 [ -x "$bin" ] || (cd "$repo" && cargo build --release --locked --bin terraform-provider-paved)
 bash "$repo/acceptance-tests/setup.sh" >/dev/null

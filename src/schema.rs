@@ -117,8 +117,10 @@ impl Block {
             name: name.to_string(),
             nesting,
             block,
+            // Terraform (>= 1.1 validates it) requires min_items == max_items for a Single
+            // block: 0/0 is "optional", 1/1 is "required".
             min_items: 0,
-            max_items: if nesting == Nesting::Single { 1 } else { 0 },
+            max_items: 0,
             force_new: false,
         });
         self
@@ -134,6 +136,9 @@ impl Block {
     pub fn required_block(mut self) -> Block {
         if let Some(b) = self.blocks.last_mut() {
             b.min_items = 1;
+            if b.nesting == Nesting::Single {
+                b.max_items = 1;
+            }
         }
         self
     }

@@ -5,8 +5,10 @@ pub const MAGIC_COOKIE_KEY: &str = "TF_PLUGIN_MAGIC_COOKIE";
 pub const MAGIC_COOKIE_VALUE: &str =
     "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
 pub const PROTOCOL_VERSION: u32 = 6;
-/// The provider address used in TF_REATTACH_PROVIDERS and dev_overrides.
-pub const PROVIDER_ADDRESS: &str = "registry.terraform.io/paved/paved";
+/// The provider address used as the TF_REATTACH_PROVIDERS key. Written without a hostname:
+/// Terraform and OpenTofu both parse the key as a provider source and fill in their own default
+/// registry (registry.terraform.io, registry.opentofu.org), so one key attaches either CLI.
+pub const PROVIDER_ADDRESS: &str = "paved/paved";
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum HandshakeError {
