@@ -1,5 +1,5 @@
-//! paved: one Rust binary that serves AI/ML golden-path resources to Terraform (plugin protocol 6)
-//! and, later, to Crossplane, over the same resource handlers.
+//! paved: one Rust binary that serves AI/ML golden-path resources to Terraform and OpenTofu
+//! (plugin protocol 6) and to Crossplane, over the same resource handlers.
 
 pub mod cloud;
 pub mod context;
@@ -8,7 +8,11 @@ pub mod cty;
 pub mod data_source;
 pub mod data_sources;
 pub mod diag;
+pub mod ephemeral;
+pub mod ephemeral_resources;
 pub mod error;
+pub mod function;
+pub mod functions;
 pub mod logging;
 pub mod plan;
 pub mod protocol;

@@ -38,6 +38,11 @@ fn plan_block(block: &Block, prior: Option<&Value>, proposed: &Value, config: &V
         _ => block.null_object(),
     };
     for a in &block.attributes {
+        if a.write_only {
+            // Never in a plan: apply reads the value from the configuration.
+            out.set_attr(&a.name, Value::Null);
+            continue;
+        }
         if !a.is_computed() || !config.get(&a.name).is_null() {
             continue;
         }

@@ -103,6 +103,12 @@ pub trait ModifyPlan: Send + Sync {
         requires_replace: &mut Vec<AttrPath>,
         diags: &mut Diagnostics,
     );
+
+    /// Looks at a planned destroy of `prior` (CLIs that honour the `plan_destroy` capability:
+    /// Terraform >= 1.3, OpenTofu): a warning tells the user what the destroy loses, an error
+    /// refuses it before apply. Offline, like `modify_plan`. Older CLIs never call this, so a
+    /// refusal that matters must also be enforced by `Resource::delete`.
+    fn plan_destroy(&self, _ctx: &Context, _prior: &Value, _diags: &mut Diagnostics) {}
 }
 
 /// Import by a user-facing ID. Returns a stub state that `read` completes; the stub must at least

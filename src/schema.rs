@@ -27,6 +27,9 @@ pub struct Attribute {
     pub force_new: bool,
     /// Planned when the user leaves an OptionalComputed attribute out.
     pub default: Option<Value>,
+    /// Write-only (Terraform >= 1.11, OpenTofu >= 1.11): the value reaches the provider only in
+    /// the configuration of validate, plan and apply, and is never stored in a plan or state.
+    pub write_only: bool,
 }
 
 impl Attribute {
@@ -39,6 +42,7 @@ impl Attribute {
             sensitive: false,
             force_new: false,
             default: None,
+            write_only: false,
         }
     }
     pub fn required(name: &str, ty: Type, description: &str) -> Attribute {
@@ -54,6 +58,14 @@ impl Attribute {
         Attribute::new(name, ty, Mode::OptionalComputed, description)
     }
     pub fn sensitive(mut self) -> Attribute {
+        self.sensitive = true;
+        self
+    }
+    /// Makes an Optional attribute write-only (and sensitive): for secrets a user supplies, so
+    /// they can come from ephemeral values and never land in state.
+    pub fn write_only(mut self) -> Attribute {
+        debug_assert_eq!(self.mode, Mode::Optional);
+        self.write_only = true;
         self.sensitive = true;
         self
     }
@@ -148,6 +160,92 @@ impl Block {
     }
     pub fn nested(&self, name: &str) -> Option<&NestedBlock> {
         self.blocks.iter().find(|b| b.name == name)
+    }
+
+    /// Whether any attribute at any depth is write-only.
+    pub fn has_write_only(&self) -> bool {
+        self.attributes.iter().any(|a| a.write_only)
+            || self.blocks.iter().any(|b| b.block.has_write_only())
+    }
+
+    /// Nulls every write-only attribute of `v`: no plan or state a front end returns may hold
+    /// one.
+    pub fn clear_write_only(&self, v: &mut Value) {
+        self.each_write_only(v, &Value::Null, &mut |slot, _| *slot = Value::Null);
+    }
+
+    /// Copies the write-only values of `config` into `v` (a plan or state of the same shape), so
+    /// the verbs that act on them see them like any other argument.
+    pub fn merge_write_only(&self, v: &mut Value, config: &Value) {
+        self.each_write_only(v, config, &mut |slot, c| *slot = c.clone());
+    }
+
+    /// Paths of the write-only attributes `config` sets (known or unknown).
+    pub fn write_only_set(&self, config: &Value) -> Vec<crate::diag::AttrPath> {
+        let mut out = vec![];
+        self.write_only_paths(config, &crate::diag::AttrPath::root(), &mut out);
+        out
+    }
+
+    fn write_only_paths(
+        &self,
+        config: &Value,
+        at: &crate::diag::AttrPath,
+        out: &mut Vec<crate::diag::AttrPath>,
+    ) {
+        for a in self.attributes.iter().filter(|a| a.write_only) {
+            if !config.get(&a.name).is_null() {
+                out.push(at.clone().then(&a.name));
+            }
+        }
+        for b in self.blocks.iter().filter(|b| b.block.has_write_only()) {
+            let c = config.get(&b.name);
+            match b.nesting {
+                Nesting::Single => b.block.write_only_paths(c, &at.clone().then(&b.name), out),
+                Nesting::List | Nesting::Set => {
+                    for (i, item) in c.elements().iter().enumerate() {
+                        b.block
+                            .write_only_paths(item, &at.clone().then(&b.name).index(i), out);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Visits each write-only attribute slot of `v` with the matching value of `other`. List
+    /// elements correlate by index; sets cannot be correlated, so their write-only values are
+    /// only ever cleared.
+    fn each_write_only(&self, v: &mut Value, other: &Value, f: &mut dyn FnMut(&mut Value, &Value)) {
+        if !matches!(v, Value::Object(_)) {
+            return;
+        }
+        for a in self.attributes.iter().filter(|a| a.write_only) {
+            let mut slot = v.get(&a.name).clone();
+            f(&mut slot, other.get(&a.name));
+            v.set_attr(&a.name, slot);
+        }
+        for b in self.blocks.iter().filter(|b| b.block.has_write_only()) {
+            let o = other.get(&b.name);
+            let Some(inner) = v.get_mut(&b.name) else {
+                continue;
+            };
+            match (b.nesting, inner) {
+                (Nesting::Single, inner) => b.block.each_write_only(inner, o, f),
+                (Nesting::List, Value::List(items)) => {
+                    for (i, item) in items.iter_mut().enumerate() {
+                        let oi = o.elements().get(i).unwrap_or(&Value::Null);
+                        b.block.each_write_only(item, oi, f);
+                    }
+                }
+                (_, Value::List(items) | Value::Set(items)) => {
+                    for item in items.iter_mut() {
+                        b.block
+                            .each_write_only(item, &Value::Null, &mut |s, _| *s = Value::Null);
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     /// The object type of a value conforming to this block.

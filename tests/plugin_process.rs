@@ -113,6 +113,7 @@ async fn serves_health_schema_validation_and_exits_on_shutdown() {
                 msgpack,
                 json: vec![],
             }),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -129,6 +130,7 @@ async fn serves_health_schema_validation_and_exits_on_shutdown() {
                 msgpack: vec![0xdd, 0xff, 0xff, 0xff, 0xff],
                 json: vec![],
             }),
+            ..Default::default()
         })
         .await
         .unwrap()

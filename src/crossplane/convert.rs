@@ -143,6 +143,9 @@ fn block_from_json(block: &Block, j: &J, path: &str) -> Result<Value, ConvertErr
             Some(_) if !a.accepts_config() => {
                 return Err(err(&at, "is computed by the provider and cannot be set"))
             }
+            Some(_) if a.write_only => {
+                return Err(err(&at, "is a Terraform write-only argument; managed resources take the secret through the SecretRef of the stored argument"))
+            }
             Some(x) => attr_from_json(x, &a.ty, &at)?,
         };
         known.push(key);

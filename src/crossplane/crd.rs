@@ -59,8 +59,11 @@ fn block_schema(block: &Block, part: Part, top: bool) -> J {
     let mut props = Map::new();
     let mut required = vec![];
     for a in &block.attributes {
+        // Write-only arguments keep secrets out of Terraform state; a managed resource never
+        // holds a secret anyway (its sensitive arguments are Secret references), so Crossplane
+        // users set the stored form of the argument by reference instead.
         let include = match part {
-            Part::Arguments => a.accepts_config(),
+            Part::Arguments => a.accepts_config() && !a.write_only,
             Part::Observations => a.is_computed() && !a.sensitive,
         };
         if !include {

@@ -50,6 +50,34 @@ fn attribute(a: &Attribute) -> pb::schema::Attribute {
         sensitive: a.sensitive,
         description_kind: pb::StringKind::Markdown as i32,
         deprecated: false,
+        write_only: a.write_only,
+    }
+}
+
+/// A provider function's signature. Arguments are never null or unknown when paved is called:
+/// the CLI refuses nulls and, for unknown arguments, returns an unknown result itself.
+pub fn function(f: &dyn crate::function::Function) -> pb::Function {
+    pb::Function {
+        parameters: f
+            .parameters()
+            .iter()
+            .map(|p| pb::function::Parameter {
+                name: p.name.to_string(),
+                r#type: p.ty.to_json_bytes(),
+                allow_null_value: false,
+                allow_unknown_values: false,
+                description: p.description.to_string(),
+                description_kind: pb::StringKind::Markdown as i32,
+            })
+            .collect(),
+        variadic_parameter: None,
+        r#return: Some(pb::function::Return {
+            r#type: f.return_type().to_json_bytes(),
+        }),
+        summary: f.summary().to_string(),
+        description: f.description().to_string(),
+        description_kind: pb::StringKind::Markdown as i32,
+        deprecation_message: String::new(),
     }
 }
 

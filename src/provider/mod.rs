@@ -7,6 +7,8 @@ use crate::context::{Context, SdkEc2Factory};
 use crate::cty::Value;
 use crate::data_source::DataSource;
 use crate::diag::Diagnostics;
+use crate::ephemeral::EphemeralResource;
+use crate::function::Function;
 use crate::resource::Resource;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -14,6 +16,8 @@ use std::sync::{Arc, RwLock};
 pub struct Provider {
     resources: BTreeMap<&'static str, Arc<dyn Resource>>,
     data_sources: BTreeMap<&'static str, Arc<dyn DataSource>>,
+    ephemeral_resources: BTreeMap<&'static str, Arc<dyn EphemeralResource>>,
+    functions: BTreeMap<&'static str, Arc<dyn Function>>,
     ctx: RwLock<Context>,
     cancel: Arc<crate::context::Cancel>,
 }
@@ -34,6 +38,14 @@ impl Provider {
                 .into_iter()
                 .map(|d| (d.type_name(), d))
                 .collect(),
+            ephemeral_resources: crate::ephemeral_resources::all()
+                .into_iter()
+                .map(|e| (e.type_name(), e))
+                .collect(),
+            functions: crate::functions::all()
+                .into_iter()
+                .map(|f| (f.name(), f))
+                .collect(),
             ctx: RwLock::new(ctx),
         }
     }
@@ -52,6 +64,22 @@ impl Provider {
 
     pub fn data_source(&self, type_name: &str) -> Option<&Arc<dyn DataSource>> {
         self.data_sources.get(type_name)
+    }
+
+    pub fn ephemeral_resources(&self) -> impl Iterator<Item = &Arc<dyn EphemeralResource>> {
+        self.ephemeral_resources.values()
+    }
+
+    pub fn ephemeral_resource(&self, type_name: &str) -> Option<&Arc<dyn EphemeralResource>> {
+        self.ephemeral_resources.get(type_name)
+    }
+
+    pub fn functions(&self) -> impl Iterator<Item = &Arc<dyn Function>> {
+        self.functions.values()
+    }
+
+    pub fn function(&self, name: &str) -> Option<&Arc<dyn Function>> {
+        self.functions.get(name)
     }
 
     /// Applies a provider configuration. Never contacts a cloud: credentials are checked lazily

@@ -35,6 +35,26 @@ pub fn plan_attribution(
     }
 }
 
+/// Deletion protection of data-holding resources: the refusal both front ends show, at plan time
+/// (Terraform's destroy plan) and when a delete is attempted.
+pub fn deletion_refused(prior: &Value, what: &str) -> Option<crate::error::ResourceError> {
+    (prior.get("deletion_protection").as_bool() == Some(true)).then(|| {
+        crate::error::ResourceError::invalid(
+            AttrPath::attr("deletion_protection"),
+            "Deletion protection is on",
+            format!("{what} {} has deletion_protection = true, so it is not deleted and its data stay. To delete it, set deletion_protection = false, apply that change, then destroy.", prior.get("id").as_str().unwrap_or("")),
+        )
+    })
+}
+
+/// States written before `deletion_protection` existed read it as false (its default), so the
+/// first plan after an upgrade shows no change.
+pub fn default_deletion_protection(state: &mut Value) {
+    if state.get("deletion_protection").is_null() {
+        state.set_attr("deletion_protection", Value::Bool(false));
+    }
+}
+
 /// Parses a Terraform duration such as "20m", "1h30m" or "45s".
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let mut total = 0u64;

@@ -100,6 +100,14 @@ pub fn split_id(id: &str) -> Result<(&str, &str), ResourceError> {
         })
 }
 
+/// The text of one key of a Secret read through [`KubeApi`] (base64 `data`), if present.
+pub fn secret_value(secret: &Json, key: &str) -> Option<String> {
+    use base64::Engine;
+    let raw = secret["data"][key].as_str()?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(raw).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
 /// A random credential: 32 characters from [A-Za-z0-9], ~190 bits.
 pub fn random_secret() -> String {
     use rand::distributions::{Alphanumeric, DistString};

@@ -30,7 +30,11 @@ impl Resource for FeatureStore {
         schema::schema()
     }
     async fn read(&self, ctx: &Context, state: &Value) -> Result<Option<Value>, ResourceError> {
-        ops::observe(ctx, state).await
+        let mut v = ops::observe(ctx, state).await?;
+        if let Some(v) = v.as_mut() {
+            crate::resources::common::default_deletion_protection(v);
+        }
+        Ok(v)
     }
     async fn create(&self, ctx: &Context, planned: &Value) -> Result<Value, ApplyError> {
         ops::apply(ctx, None, planned, "create").await
@@ -44,6 +48,9 @@ impl Resource for FeatureStore {
         ops::apply(ctx, Some(prior), planned, "update").await
     }
     async fn delete(&self, ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
+        if let Some(e) = crate::resources::common::deletion_refused(prior, TYPE_NAME) {
+            return Err(e);
+        }
         ops::delete(ctx, prior).await
     }
     fn validator(&self) -> Option<&dyn ValidateConfig> {
@@ -143,7 +150,12 @@ impl ModifyPlan for FeatureStore {
             planned.set_attr("feature_server_url", Value::string(s.server_url()));
             planned.set_attr("client_config_map", Value::string(s.config_map_name()));
         }
-        let endpoint = planned_endpoint(ctx, planned, diags);
+        // A write-only connection string is in the configuration only (never in the plan).
+        let mut with_secrets = planned.clone();
+        schema::schema()
+            .block
+            .merge_write_only(&mut with_secrets, inputs.config);
+        let endpoint = planned_endpoint(ctx, &with_secrets, diags);
         let Some(prior) = inputs.prior else {
             planned.set_attr("online_store_endpoint", endpoint);
             planned.set_attr("status", Value::Unknown);
@@ -172,5 +184,11 @@ impl ModifyPlan for FeatureStore {
             },
         );
         crate::resources::common::plan_status(prior, planned, &ops::COMPUTED);
+    }
+
+    fn plan_destroy(&self, _ctx: &Context, prior: &Value, diags: &mut Diagnostics) {
+        if let Some(e) = crate::resources::common::deletion_refused(prior, TYPE_NAME) {
+            diags.push(e.to_diagnostic());
+        }
     }
 }

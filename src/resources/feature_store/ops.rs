@@ -10,7 +10,6 @@ use crate::diag::AttrPath;
 use crate::error::{ApplyError, ResourceError};
 use crate::resources::common::timeout;
 use crate::resources::workload;
-use base64::Engine as _;
 use serde_json::Value as Json;
 use std::time::{Duration, Instant};
 
@@ -22,11 +21,6 @@ pub const COMPUTED: [&str; 5] = [
     "client_config_map",
     "status",
 ];
-
-fn secret_value(secret: &Json, key: &str) -> Option<String> {
-    let raw = secret["data"][key].as_str()?;
-    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(raw).ok()?).ok()
-}
 
 fn vector_db_path() -> AttrPath {
     AttrPath::attr("online_store").then("vector_db_id")
@@ -61,7 +55,7 @@ pub async fn resolve_target(
             let secret = kube.get(Kind::Secret, namespace, &secret_name).await?.ok_or_else(|| {
                 ResourceError::invalid(vector_db_path(), "Vector database not found", format!("paved_vector_db {namespace}/{name} does not exist (its Secret {secret_name} is missing). Create it first; referencing paved_vector_db.<name>.id makes Terraform order the two."))
             })?;
-            let engine = secret_value(&secret, "engine").unwrap_or_default();
+            let engine = workload::secret_value(&secret, "engine").unwrap_or_default();
             let Some((_, min)) = config::feast_store_for(&engine) else {
                 return Err(ResourceError::invalid(vector_db_path(), "Engine not supported by Feast", format!("paved_vector_db {namespace}/{name} runs {engine:?}, which Feast cannot use as an online store; use a pgvector or qdrant database, or kind = \"redis\".")));
             };
@@ -76,8 +70,8 @@ pub async fn resolve_target(
                 ));
             }
             OnlineTarget {
-                host: secret_value(&secret, "endpoint").unwrap_or_default(),
-                port: secret_value(&secret, "port")
+                host: workload::secret_value(&secret, "endpoint").unwrap_or_default(),
+                port: workload::secret_value(&secret, "port")
                     .and_then(|p| p.parse().ok())
                     .unwrap_or(0),
                 engine,
@@ -122,7 +116,9 @@ async fn apply_objects(
 ) -> Result<(), ResourceError> {
     let ns = &s.namespace;
     let password = match kube.get(Kind::Secret, ns, &s.secret_name()).await? {
-        Some(sec) => secret_value(&sec, "password").unwrap_or_else(workload::random_secret),
+        Some(sec) => {
+            workload::secret_value(&sec, "password").unwrap_or_else(workload::random_secret)
+        }
         None => workload::random_secret(),
     };
     match manifests::secret(s, &password) {
@@ -237,6 +233,7 @@ fn annotation(planned: &Value) -> Result<String, ResourceError> {
     let mut v = planned.clone();
     if let Some(o) = v.get_mut("online_store").filter(|o| !o.is_null()) {
         o.set_attr("connection_string", Value::Null);
+        o.set_attr("connection_string_wo", Value::Null);
     }
     workload::encode_args(&super::schema::schema(), &v, &COMPUTED)
 }
@@ -342,9 +339,14 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Value>, Reso
                         out.set_attr("online_store_endpoint", Value::string(ep));
                     }
                 }
-                Kind::Secret if matches!(s.online, OnlineStore::External { .. }) => {
+                // Only a stored connection string is read back (drift); a write-only one
+                // must never reach the state.
+                Kind::Secret
+                    if matches!(s.online, OnlineStore::External { .. })
+                        && !state.get("online_store").get("connection_string").is_null() =>
+                {
                     if let (Some(c), Some(o)) = (
-                        secret_value(&obj, "connection-string"),
+                        workload::secret_value(&obj, "connection-string"),
                         out.get_mut("online_store"),
                     ) {
                         o.set_attr("connection_string", Value::string(c));

@@ -12,7 +12,9 @@ pub fn schema() -> Schema {
     let online = Block::new("Where online features are served from: a Redis that paved runs (default), a paved_vector_db, or an external Redis.")
         .attr(Attribute::optional_computed("kind", s(), "redis (default), vector_db or external.").default(Value::string("redis")))
         .attr(Attribute::optional("vector_db_id", s(), "ID of a paved_vector_db in the same namespace (kind = vector_db)."))
-        .attr(Attribute::optional("connection_string", s(), "Redis connection string, e.g. host:6379,password=… (kind = external).").sensitive())
+        .attr(Attribute::optional("connection_string", s(), "Redis connection string, e.g. host:6379,password=… (kind = external). Stored in the state (as a sensitive value); prefer connection_string_wo on Terraform/OpenTofu >= 1.11.").sensitive())
+        .attr(Attribute::optional("connection_string_wo", s(), "Write-only form of connection_string (Terraform >= 1.11, OpenTofu >= 1.11): used during apply, never stored in the plan or state, so it can come from an ephemeral value. Set one of the two.").write_only())
+        .attr(Attribute::optional("connection_string_wo_version", Type::Number, "Change this number to make apply write a new connection_string_wo (paved cannot see a write-only value change by itself)."))
         .attr(Attribute::optional_computed("storage_size", s(), "Volume of the managed Redis (default \"1Gi\").").default(Value::string("1Gi")));
     let server = Block::new("The Feast feature server (HTTP).")
         .attr(
@@ -53,6 +55,7 @@ pub fn schema() -> Schema {
             .attr(Attribute::computed("online_store_endpoint", s(), "host:port of the online store."))
             .attr(Attribute::computed("feature_server_url", s(), "In-cluster URL of the feature server."))
             .attr(Attribute::computed("client_config_map", s(), "ConfigMap holding feature_store.yaml for clients (secrets come from environment variables, see the docs)."))
+            .attr(Attribute::optional_computed("deletion_protection", Type::Bool, "When true, destroy is refused (at plan time on CLIs that plan destroys, and at apply) so the registry and online store data are not lost by accident. Default false.").default(Value::Bool(false)))
             .attr(Attribute::computed("status", s(), "Ready, Progressing, or Degraded with the reason, read from the cluster."))
             .block("online_store", Nesting::Single, online)
             .block("feature_server", Nesting::Single, server)

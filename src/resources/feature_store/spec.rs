@@ -55,8 +55,14 @@ impl FeatureStoreSpec {
                     name: n.to_string(),
                 }
             }
+            // Write-only in Terraform >= 1.11: apply sees it in place of the stored argument.
             "external" => OnlineStore::External {
-                connection_string: s(o.get("connection_string"), ""),
+                connection_string: o
+                    .get("connection_string")
+                    .as_str()
+                    .or(o.get("connection_string_wo").as_str())
+                    .unwrap_or_default()
+                    .to_string(),
             },
             _ => OnlineStore::Redis {
                 storage_size: s(o.get("storage_size"), "1Gi"),

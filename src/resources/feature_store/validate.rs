@@ -44,10 +44,25 @@ pub fn validate(c: &Value) -> Diagnostics {
     }
     let o = c.get("online_store");
     let at = |a: &str| AttrPath::attr("online_store").then(a);
-    let (vdb, conn) = (o.get("vector_db_id"), o.get("connection_string"));
+    let (vdb, conn, conn_wo) = (
+        o.get("vector_db_id"),
+        o.get("connection_string"),
+        o.get("connection_string_wo"),
+    );
+    if !conn.is_null() && !conn_wo.is_null() {
+        d.attr_error(
+            at("connection_string_wo"),
+            "Two connection strings",
+            "Set online_store.connection_string or online_store.connection_string_wo, not both.",
+        );
+    }
     match o.get("kind").as_str() {
         Some("redis") | None if !o.get("kind").is_unknown() => {
-            for (v, a) in [(vdb, "vector_db_id"), (conn, "connection_string")] {
+            for (v, a) in [
+                (vdb, "vector_db_id"),
+                (conn, "connection_string"),
+                (conn_wo, "connection_string_wo"),
+            ] {
                 if !v.is_null() {
                     d.attr_error(
                         at(a),
@@ -88,11 +103,11 @@ pub fn validate(c: &Value) -> Diagnostics {
                 }
             }
         }
-        Some("external") if conn.is_null() => {
+        Some("external") if conn.is_null() && conn_wo.is_null() => {
             d.attr_error(
                 at("connection_string"),
                 "Missing connection string",
-                "kind = \"external\" needs online_store.connection_string (host:port,password=…).",
+                "kind = \"external\" needs online_store.connection_string or, on Terraform/OpenTofu >= 1.11, connection_string_wo (host:port,password=…).",
             );
         }
         Some("external") => {}

@@ -61,6 +61,11 @@ pub const INSTANCE_TYPES: &[InstanceType] = &[
     it("p5.48xlarge", "nvidia-h100-80gb", 8, 98.32, 0.55),
 ];
 
+/// Regions whose prices this table gives. AWS lists the same Linux on-demand price for the GPU
+/// types above in N. Virginia, Ohio and Oregon; other regions differ by region and type, so paved
+/// does not guess them (functions refuse them; pools fall back to `price_overrides`).
+pub const PRICED_REGIONS: &[&str] = &["us-east-1", "us-east-2", "us-west-2"];
+
 /// Accelerators and the oldest CUDA toolkit that supports their architecture.
 pub const ACCELERATORS: &[(&str, (u32, u32))] = &[
     ("nvidia-t4", (10, 0)),

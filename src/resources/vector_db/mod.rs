@@ -31,7 +31,11 @@ impl Resource for VectorDb {
         schema::schema()
     }
     async fn read(&self, ctx: &Context, state: &Value) -> Result<Option<Value>, ResourceError> {
-        ops::observe(ctx, state).await
+        let mut v = ops::observe(ctx, state).await?;
+        if let Some(v) = v.as_mut() {
+            crate::resources::common::default_deletion_protection(v);
+        }
+        Ok(v)
     }
     async fn create(&self, ctx: &Context, planned: &Value) -> Result<Value, ApplyError> {
         ops::apply(ctx, None, planned, "create").await
@@ -45,6 +49,9 @@ impl Resource for VectorDb {
         ops::apply(ctx, Some(prior), planned, "update").await
     }
     async fn delete(&self, ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
+        if let Some(e) = crate::resources::common::deletion_refused(prior, TYPE_NAME) {
+            return Err(e);
+        }
         ops::delete(ctx, prior).await
     }
     fn validator(&self) -> Option<&dyn ValidateConfig> {
@@ -161,6 +168,30 @@ impl ModifyPlan for VectorDb {
             }
         }
         crate::resources::common::plan_status(prior, planned, &ops::COMPUTED);
+    }
+
+    /// Destroying a database deletes its volumes, and with them every collection's vectors.
+    fn plan_destroy(&self, _ctx: &Context, prior: &Value, diags: &mut Diagnostics) {
+        if let Some(e) = crate::resources::common::deletion_refused(prior, TYPE_NAME) {
+            diags.push(e.to_diagnostic());
+            return;
+        }
+        let names: Vec<&str> = prior
+            .get("collection")
+            .elements()
+            .iter()
+            .filter_map(|c| c.get("name").as_str())
+            .collect();
+        if !names.is_empty() {
+            diags.push(crate::diag::Diagnostic::warning(
+                "Destroying a vector database deletes its data",
+                format!(
+                    "paved_vector_db {} holds collection(s) {}; destroy deletes its volumes and every vector in them. Back them up first if they are needed, or set deletion_protection = true to keep them.",
+                    prior.get("id").as_str().unwrap_or(""),
+                    names.join(", ")
+                ),
+            ));
+        }
     }
 }
 

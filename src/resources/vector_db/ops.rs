@@ -8,8 +8,6 @@ use crate::cty::Value;
 use crate::error::{ApplyError, ResourceError};
 use crate::resources::common::timeout;
 use crate::resources::workload::{self, Progress};
-use base64::Engine as _;
-use serde_json::Value as Json;
 use std::time::{Duration, Instant};
 
 /// Attributes the provider computes; everything else is an argument.
@@ -249,12 +247,6 @@ fn placeholder(planned: &Value) -> Value {
     v
 }
 
-fn secret_value(secret: &Json, key: &str) -> Option<String> {
-    let raw = secret["data"][key].as_str()?;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(raw).ok()?;
-    String::from_utf8(bytes).ok()
-}
-
 /// Reads the database back (`None` when its StatefulSet is gone). Arguments the cluster holds
 /// (image, version, replicas, resources) come from the cluster so out-of-band edits show as
 /// drift; missing companion objects or a failed bootstrap make the status Degraded, which the
@@ -288,7 +280,7 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Value>, Reso
     for (kind, name) in companions(&s) {
         match kube.get(kind, ns, &name).await? {
             None => problems.push(format!("{} {name} is missing", kind.name())),
-            Some(obj) if kind == Kind::Secret => match secret_value(&obj, "api-key") {
+            Some(obj) if kind == Kind::Secret => match workload::secret_value(&obj, "api-key") {
                 Some(k) => out.set_attr("api_key", Value::string(k)),
                 None => problems.push(format!("Secret {name} has no api-key")),
             },

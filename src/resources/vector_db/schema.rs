@@ -57,6 +57,7 @@ pub fn schema() -> Schema {
             .attr(Attribute::computed("port", Type::Number, "Client port (qdrant HTTP 6333, PostgreSQL 5432)."))
             .attr(Attribute::computed("api_key", s(), "Generated API key (qdrant) or password (pgvector).").sensitive())
             .attr(Attribute::computed("connection_secret", s(), "Name of the Secret clients mount (keys: endpoint, port, api-key, and for pgvector username, database, uri)."))
+            .attr(Attribute::optional_computed("deletion_protection", Type::Bool, "When true, destroy is refused (at plan time on CLIs that plan destroys, and at apply) so the collections' data are not lost by accident. Default false.").default(Value::Bool(false)))
             .attr(Attribute::computed("status", s(), "Ready, Progressing, or Degraded with the reason, read from the cluster."))
             .block("storage", Nesting::Single, storage)
             .block("resources", Nesting::Single, resources)

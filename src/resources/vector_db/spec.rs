@@ -84,7 +84,7 @@ impl VectorDbSpec {
         format!("{}-headless", self.name)
     }
     pub fn secret_name(&self) -> String {
-        format!("{}-credentials", self.name)
+        credentials_secret(&self.name)
     }
     pub fn config_map_name(&self) -> String {
         format!("{}-bootstrap", self.name)
@@ -101,4 +101,10 @@ impl VectorDbSpec {
         let h = hex::encode(Sha256::digest(script.as_bytes()));
         format!("{}-bootstrap-{}", self.name, &h[..8])
     }
+}
+
+/// The Secret clients (and the credentials ephemeral resource) read a database's connection
+/// details from.
+pub fn credentials_secret(name: &str) -> String {
+    format!("{name}-credentials")
 }
