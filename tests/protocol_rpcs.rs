@@ -1,7 +1,7 @@
 //! Every RPC of protocol 6.9 over the wire against the real binary: what paved serves answers
 //! with content, what it does not serve answers gRPC UNIMPLEMENTED (the one answer Terraform
-//! >= 1.12 and OpenTofu 1.12 accept as "not supported"), and the schema obeys the rules newer
-//! CLIs enforce when they load it.
+//! 1.12+ and OpenTofu 1.12 accept as "not supported"), and the schema obeys the rules newer CLIs
+//! enforce when they load it.
 
 use paved::cty::{msgpack, Type, Value};
 use paved::protocol::pb;
@@ -100,7 +100,7 @@ async fn schema_capabilities_and_metadata() {
         .await
         .unwrap()
         .into_inner();
-    let caps = s.server_capabilities.clone().unwrap();
+    let caps = s.server_capabilities.unwrap();
     assert!(caps.plan_destroy && caps.get_provider_schema_optional && !caps.move_resource_state);
     check_blocks(
         "provider",

@@ -54,6 +54,17 @@ pub fn secret(s: &VectorDbSpec, key: &str) -> Json {
     })
 }
 
+/// The backup upload's static AWS credentials, as the environment the AWS CLI reads.
+pub fn backup_credentials_secret(s: &VectorDbSpec) -> Option<Json> {
+    let (id, key) = s.backup_credentials.as_ref()?;
+    Some(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": meta(s, &s.backup_credentials_name()),
+        "type": "Opaque",
+        "stringData": {"AWS_ACCESS_KEY_ID": id, "AWS_SECRET_ACCESS_KEY": key}
+    }))
+}
+
 pub fn config_map(s: &VectorDbSpec) -> Json {
     json!({
         "apiVersion": "v1", "kind": "ConfigMap",
@@ -327,6 +338,11 @@ pub fn backup_cron_job(s: &VectorDbSpec, schedule: &str, destination: &str) -> J
         "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
         "volumeMounts": [{"name": "backup", "mountPath": "/backup", "readOnly": true}, {"name": "tmp", "mountPath": "/tmp"}]
     }]);
+    // Static credentials come from their own Secret, never from the pod spec.
+    if s.backup_credentials.is_some() {
+        pod["spec"]["containers"][0]["envFrom"] =
+            json!([{"secretRef": {"name": s.backup_credentials_name()}}]);
+    }
     // The upload container shares the dump's scratch volume, so the pod runs as one identity.
     pod["spec"]["securityContext"] = pod_security(s.engine.uid());
     json!({
@@ -356,6 +372,51 @@ mod tests {
         v.set_attr("replicas", Value::int(replicas));
         v.set_attr("allowed_teams", Value::string_list(["ranking"]));
         VectorDbSpec::from_value(&v)
+    }
+
+    fn with_backup(key: &str, write_only: bool) -> VectorDbSpec {
+        let mut v = super::super::schema::schema().block.null_object();
+        v.set_attr("name", Value::string("docs"));
+        v.set_attr("namespace", Value::string("ml"));
+        v.set_attr("team", Value::string("search"));
+        v.set_attr("engine", Value::string("pgvector"));
+        let mut b = super::super::schema::schema()
+            .block
+            .nested("backup")
+            .unwrap()
+            .block
+            .null_object();
+        b.set_attr("schedule", Value::string("0 3 * * *"));
+        b.set_attr("destination", Value::string("s3://b/docs"));
+        b.set_attr("access_key_id", Value::string("AKIDEXAMPLE"));
+        let attr = if write_only {
+            "secret_access_key_wo"
+        } else {
+            "secret_access_key"
+        };
+        b.set_attr(attr, Value::string(key));
+        v.set_attr("backup", b);
+        VectorDbSpec::from_value(&v)
+    }
+
+    #[test]
+    fn backup_credentials_live_in_their_own_secret_whichever_form_gave_them() {
+        for wo in [false, true] {
+            let s = with_backup("s3cr3t-key", wo);
+            let secret = backup_credentials_secret(&s).unwrap();
+            assert_eq!(secret["metadata"]["name"], "docs-backup-credentials");
+            assert_eq!(secret["stringData"]["AWS_SECRET_ACCESS_KEY"], "s3cr3t-key");
+            assert_eq!(secret["stringData"]["AWS_ACCESS_KEY_ID"], "AKIDEXAMPLE");
+            let cj = backup_cron_job(&s, "0 3 * * *", "s3://b/docs");
+            assert!(!cj.to_string().contains("s3cr3t-key"), "key in the CronJob");
+            assert_eq!(
+                cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+                    [0]["secretRef"]["name"],
+                "docs-backup-credentials"
+            );
+        }
+        let plain = spec("pgvector", 1);
+        assert!(backup_credentials_secret(&plain).is_none());
     }
 
     #[test]

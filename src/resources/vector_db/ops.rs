@@ -34,6 +34,9 @@ fn companions(s: &VectorDbSpec) -> Vec<(Kind, String)> {
     }
     if s.backup.is_some() {
         v.push((Kind::CronJob, s.backup_name()));
+        if s.backup_credentials.is_some() {
+            v.push((Kind::Secret, s.backup_credentials_name()));
+        }
     }
     v
 }
@@ -71,6 +74,19 @@ async fn apply_objects(
         &manifests::statefulset(s, annotation),
     )
     .await?;
+    let credentials = s
+        .backup
+        .as_ref()
+        .and_then(|_| manifests::backup_credentials_secret(s));
+    match credentials {
+        Some(secret) => {
+            kube.apply(Kind::Secret, ns, &secret).await?;
+        }
+        None => {
+            kube.delete(Kind::Secret, ns, &s.backup_credentials_name())
+                .await?
+        }
+    }
     match &s.backup {
         Some((schedule, dest)) => {
             kube.apply(
@@ -164,6 +180,16 @@ async fn converge(
     Ok(())
 }
 
+/// The arguments for the import annotation; the backup's secret key stays in its Secret.
+fn annotation(planned: &Value) -> Result<String, ResourceError> {
+    let mut v = planned.clone();
+    if let Some(b) = v.get_mut("backup").filter(|b| !b.is_null()) {
+        b.set_attr("secret_access_key", Value::Null);
+        b.set_attr("secret_access_key_wo", Value::Null);
+    }
+    workload::encode_args(&super::schema::schema(), &v, &COMPUTED)
+}
+
 /// Create (prior = None) or update.
 pub async fn apply(
     ctx: &Context,
@@ -183,7 +209,7 @@ pub async fn apply(
     let mut planned = planned.clone();
     planned.set_attr("api_key", Value::string(&key));
     let deadline = Instant::now() + timeout(&planned, op, Duration::from_secs(15 * 60));
-    let annotation = workload::encode_args(&super::schema::schema(), &planned, &COMPUTED)?;
+    let annotation = annotation(&planned)?;
     let result = match apply_objects(kube.as_ref(), &s, &key, &annotation).await {
         Ok(()) => converge(ctx, kube.as_ref(), &s, deadline).await,
         Err(e) => Err(e),
@@ -280,10 +306,22 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Value>, Reso
     for (kind, name) in companions(&s) {
         match kube.get(kind, ns, &name).await? {
             None => problems.push(format!("{} {name} is missing", kind.name())),
-            Some(obj) if kind == Kind::Secret => match workload::secret_value(&obj, "api-key") {
-                Some(k) => out.set_attr("api_key", Value::string(k)),
-                None => problems.push(format!("Secret {name} has no api-key")),
-            },
+            Some(obj) if kind == Kind::Secret && name == s.secret_name() => {
+                match workload::secret_value(&obj, "api-key") {
+                    Some(k) => out.set_attr("api_key", Value::string(k)),
+                    None => problems.push(format!("Secret {name} has no api-key")),
+                }
+            }
+            // A stored secret key is read back (drift); a write-only one never reaches state.
+            Some(obj) if kind == Kind::Secret => {
+                if let (Some(k), Some(b)) = (
+                    workload::secret_value(&obj, "AWS_SECRET_ACCESS_KEY"),
+                    out.get_mut("backup")
+                        .filter(|b| !b.get("secret_access_key").is_null()),
+                ) {
+                    b.set_attr("secret_access_key", Value::string(k));
+                }
+            }
             Some(_) => {}
         }
     }
@@ -314,15 +352,14 @@ pub async fn delete(ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
     let deadline = Instant::now() + timeout(prior, "delete", Duration::from_secs(600));
     let mut objects = vec![
         (Kind::CronJob, s.backup_name()),
+        (Kind::Secret, s.backup_credentials_name()),
         (Kind::StatefulSet, s.name.clone()),
         (Kind::PodDisruptionBudget, s.name.clone()),
     ];
     let selector = format!("{DB_LABEL}={}", s.name);
-    objects.extend(
-        companions(&s)
-            .into_iter()
-            .filter(|(k, _)| !matches!(k, Kind::CronJob | Kind::PodDisruptionBudget)),
-    );
+    objects.extend(companions(&s).into_iter().filter(|(k, n)| {
+        !matches!(k, Kind::CronJob | Kind::PodDisruptionBudget) && *n != s.backup_credentials_name()
+    }));
     workload::delete_all(kube.as_ref(), ns, &objects, deadline).await?;
     workload::delete_labelled(kube.as_ref(), Kind::Job, ns, &selector, deadline).await?;
     // The StatefulSet's retention policy deletes its claims; any left behind (e.g. from

@@ -35,7 +35,11 @@ pub fn schema() -> Schema {
             "destination",
             s(),
             "s3://bucket/prefix the dumps/snapshots are copied to.",
-        ));
+        ))
+        .attr(Attribute::optional("access_key_id", s(), "AWS access key ID the upload uses (with a secret access key); without it, the pod's own AWS identity (IRSA, node role) is used."))
+        .attr(Attribute::optional("secret_access_key", s(), "AWS secret access key for access_key_id. Stored in the state as a sensitive value; prefer secret_access_key_wo on Terraform/OpenTofu >= 1.11.").sensitive())
+        .attr(Attribute::optional("secret_access_key_wo", s(), "Write-only form of secret_access_key (Terraform >= 1.11, OpenTofu >= 1.11): used during apply, never stored in the plan or state. Set one of the two.").write_only())
+        .attr(Attribute::optional("secret_access_key_wo_version", Type::Number, "Change this number to make apply write a new secret_access_key_wo."));
     let timeouts = Block::new("Overall limits per operation (e.g. \"15m\").")
         .attr(Attribute::optional("create", s(), "Default 15m."))
         .attr(Attribute::optional("update", s(), "Default 15m."))

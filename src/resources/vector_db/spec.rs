@@ -27,6 +27,8 @@ pub struct VectorDbSpec {
     pub memory: String,
     pub collections: Vec<Collection>,
     pub backup: Option<(String, String)>,
+    /// Static AWS credentials for the backup upload (access key ID, secret access key).
+    pub backup_credentials: Option<(String, String)>,
 }
 
 fn s(v: &Value, d: &str) -> String {
@@ -74,6 +76,16 @@ impl VectorDbSpec {
                 (Some(sc), Some(d)) => Some((sc.to_string(), d.to_string())),
                 _ => None,
             },
+            // Write-only in Terraform >= 1.11: apply sees it in place of the stored argument.
+            backup_credentials: match (
+                b.get("access_key_id").as_str(),
+                b.get("secret_access_key")
+                    .as_str()
+                    .or(b.get("secret_access_key_wo").as_str()),
+            ) {
+                (Some(id), Some(key)) => Some((id.to_string(), key.to_string())),
+                _ => None,
+            },
         }
     }
 
@@ -88,6 +100,9 @@ impl VectorDbSpec {
     }
     pub fn config_map_name(&self) -> String {
         format!("{}-bootstrap", self.name)
+    }
+    pub fn backup_credentials_name(&self) -> String {
+        format!("{}-backup-credentials", self.name)
     }
     pub fn backup_name(&self) -> String {
         format!("{}-backup", self.name)

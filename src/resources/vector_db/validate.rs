@@ -139,6 +139,36 @@ pub fn validate(c: &Value) -> Diagnostics {
             format!("{u:?} is not an S3 location; write it like s3://bucket/prefix."),
         );
     }
+    let at = |a: &str| AttrPath::attr("backup").then(a);
+    let (id, key, key_wo) = (
+        b.get("access_key_id"),
+        b.get("secret_access_key"),
+        b.get("secret_access_key_wo"),
+    );
+    if !key.is_null() && !key_wo.is_null() {
+        d.attr_error(
+            at("secret_access_key_wo"),
+            "Two secret access keys",
+            "Set backup.secret_access_key or backup.secret_access_key_wo, not both.",
+        );
+    } else if !id.is_null() && key.is_null() && key_wo.is_null() {
+        d.attr_error(
+            at("access_key_id"),
+            "Incomplete backup credentials",
+            "backup.access_key_id needs backup.secret_access_key (or secret_access_key_wo); or remove it to use the pod's AWS identity.",
+        );
+    } else if id.is_null() && !(key.is_null() && key_wo.is_null()) {
+        let which = if key.is_null() {
+            "secret_access_key_wo"
+        } else {
+            "secret_access_key"
+        };
+        d.attr_error(
+            at(which),
+            "Incomplete backup credentials",
+            format!("backup.{which} needs backup.access_key_id."),
+        );
+    }
     check_team(c.get("team"), &mut d);
     validate_timeouts(c, &mut d);
     d
@@ -171,6 +201,40 @@ mod tests {
         d.iter()
             .map(|x| x.path.as_ref().map(|p| p.to_string()).unwrap_or_default())
             .collect()
+    }
+
+    #[test]
+    fn backup_credentials_come_in_pairs_and_in_one_form() {
+        let b = |id: Option<&str>, key: Option<&str>, wo: Option<&str>| {
+            let mut c = cfg("pgvector", &[]);
+            c.set_attr(
+                "backup",
+                Value::object([
+                    ("schedule", Value::string("0 3 * * *")),
+                    ("destination", Value::string("s3://b/p")),
+                    ("access_key_id", id.map_or(Value::Null, Value::string)),
+                    ("secret_access_key", key.map_or(Value::Null, Value::string)),
+                    (
+                        "secret_access_key_wo",
+                        wo.map_or(Value::Null, Value::string),
+                    ),
+                    ("secret_access_key_wo_version", Value::Null),
+                ]),
+            );
+            paths(&validate(&c))
+        };
+        assert!(b(Some("AK"), Some("k"), None).is_empty());
+        assert!(b(Some("AK"), None, Some("k")).is_empty());
+        assert!(b(None, None, None).is_empty());
+        assert_eq!(b(Some("AK"), None, None), vec!["backup.access_key_id"]);
+        assert_eq!(
+            b(None, None, Some("k")),
+            vec!["backup.secret_access_key_wo"]
+        );
+        assert_eq!(
+            b(Some("AK"), Some("k"), Some("k")),
+            vec!["backup.secret_access_key_wo"]
+        );
     }
 
     #[test]
