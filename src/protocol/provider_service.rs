@@ -68,7 +68,7 @@ async fn guarded<R>(
             tracing::error!(rpc, panic = %what, "handler panicked");
             Ok(Response::new(on_panic(convert::diagnostic(&Diagnostic::error(
                 "Provider bug: the request failed unexpectedly",
-                format!("paved hit an internal error while serving {rpc} ({what}). Nothing more was changed by this request; please report it with the TF_LOG=debug output."),
+                format!("paved hit an internal error while serving {rpc} ({what}). The state keeps what was recorded before this request, and the next refresh reads what exists. Please report it with the TF_LOG=debug output."),
             )))))
         }
     }
@@ -923,5 +923,41 @@ fn read_response(
         diagnostics,
         private,
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_with_a_diagnostic() {
+        let handler = async {
+            let limit: Option<u64> = None;
+            // Stands in for any bug below the RPC boundary.
+            let _ = limit.expect("a bug");
+            pb::validate_resource_config::Response::default()
+        };
+        let r = guarded(
+            "ValidateResourceConfig",
+            tracing::Span::none(),
+            handler,
+            |d| pb::validate_resource_config::Response {
+                diagnostics: vec![d],
+            },
+        )
+        .await
+        .unwrap()
+        .into_inner();
+        assert_eq!(r.diagnostics.len(), 1);
+        assert!(
+            r.diagnostics[0].detail.contains("a bug"),
+            "{:?}",
+            r.diagnostics
+        );
+        assert_eq!(
+            r.diagnostics[0].severity,
+            pb::diagnostic::Severity::Error as i32
+        );
     }
 }
