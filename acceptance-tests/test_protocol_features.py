@@ -65,6 +65,8 @@ def test_write_only_and_ephemeral_secrets_never_reach_state(example, cluster):
     kc = ("-var", f"kubeconfig={cluster.kubeconfig}")
     pw = ("-var", f"redis_password={WO_SECRET}")
     try:
+        # Installs the local ./creds module (paved itself comes from dev_overrides).
+        tf.run("get")
         tf.run("validate")
         # The database first: its credentials are opened at plan time (see the example).
         tf.apply(*kc, *pw, "-target=paved_vector_db.docs")
@@ -78,8 +80,8 @@ def test_write_only_and_ephemeral_secrets_never_reach_state(example, cluster):
         shown = _no_trace(tf, WO_SECRET)
         for r in shown["values"]["root_module"]["resources"]:
             if r["type"] == "paved_feature_store":
-                assert r["values"]["online_store"][0]["connection_string_wo"] is None
-                assert r["values"]["online_store"][0]["connection_string"] is None
+                assert r["values"]["online_store"]["connection_string_wo"] is None
+                assert r["values"]["online_store"]["connection_string"] is None
         assert tf.plan_exitcode(*kc, *pw)[0] == 0
         # Rotation: a new value is written only when the version says so.
         new = ("-var", "redis_password=rotated-" + WO_SECRET)
