@@ -31,5 +31,5 @@ cd "$repo"
 export PAVED_TEST_AWS_ENDPOINT="http://127.0.0.1:4566"
 export PAVED_TEST_PG_URL="$pg_url"
 cargo build --locked --bins --tests
-cargo test --locked
+cargo test --locked -- --include-ignored
 "$cache/lsvenv/bin/python" -m pytest -v "$here"

@@ -105,7 +105,7 @@ def test_whole_pool_deleted_out_of_band_is_recreated(example, ec2):
     assert code == 2 and "1 to add" in out, out
     tf.apply("-var", "desired=1")
     new_id = tf.state(ADDR)["id"]
-    assert new_id != pool_id and len(pool_instances(ec2, new_id)) == 1
+    assert new_id == pool_id and len(pool_instances(ec2, new_id)) == 1  # the ID derives from region and name
     tf.run("destroy", "-auto-approve", "-var", "desired=1")
     assert pool_instances(ec2, new_id) == []
 

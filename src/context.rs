@@ -142,6 +142,7 @@ impl Context {
                 operation: "GetCallerIdentity",
                 code: e.code,
                 message: format!("{} (the AWS credentials were rejected; check aws.access_key/secret_key, aws.profile or the environment)", e.message),
+                source: None,
             })?;
             self.checked
                 .lock()

@@ -70,6 +70,7 @@ impl From<Ec2Error> for crate::error::ResourceError {
             operation: e.operation,
             code: e.code,
             message: e.message,
+            source: None,
         }
     }
 }

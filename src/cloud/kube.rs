@@ -91,7 +91,10 @@ pub struct KubeError {
     pub name: String,
     /// HTTP status from the API server, 0 for transport errors.
     pub code: u16,
+    /// The message, with the transport error's whole source chain ("client error (Connect):
+    /// tcp connect error: Connection refused (os error 111)").
     pub message: String,
+    pub source: Option<crate::error::Cause>,
 }
 
 impl From<KubeError> for crate::error::ResourceError {
@@ -105,6 +108,7 @@ impl From<KubeError> for crate::error::ResourceError {
                 e.code.to_string()
             },
             message: format!("{} {}: {}", e.kind, e.name, e.message),
+            source: e.source,
         }
     }
 }
@@ -218,13 +222,15 @@ impl KubeClient {
                     name: String::new(),
                     code: 0,
                     message: format!("cannot build a Kubernetes client: {m}"),
+                    source: None,
                 })?;
                 kube::Client::try_from(cfg).map_err(|e| KubeError {
                     operation: "connect",
                     kind: "cluster",
                     name: String::new(),
                     code: 0,
-                    message: e.to_string(),
+                    message: crate::error::chain(&e),
+                    source: Some(crate::error::Cause::new(e)),
                 })
             })
             .await
@@ -243,9 +249,11 @@ impl KubeClient {
 }
 
 fn kerr(operation: &'static str, kind: Kind, name: &str, e: kube::Error) -> KubeError {
+    // Transport errors carry their cause in the source chain ("client error (Connect)" alone
+    // says nothing), so walk it, as the EC2 client does.
     let (code, message) = match &e {
         kube::Error::Api(s) => (s.code, s.message.clone()),
-        other => (0, other.to_string()),
+        other => (0, crate::error::chain(other)),
     };
     KubeError {
         operation,
@@ -253,6 +261,7 @@ fn kerr(operation: &'static str, kind: Kind, name: &str, e: kube::Error) -> Kube
         name: name.to_string(),
         code,
         message,
+        source: Some(crate::error::Cause::new(e)),
     }
 }
 

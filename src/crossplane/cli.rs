@@ -64,8 +64,12 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             "--poll" => {
                 let v = value("--poll")?;
                 opts.poll = crate::resources::common::parse_duration(&v)
-                    .filter(|d| !d.is_zero())
-                    .ok_or_else(|| format!("--poll {v:?} is not a duration such as 60s or 5m"))?;
+                    .filter(|d| !d.is_zero() && *d <= crate::resources::common::MAX_DURATION)
+                    .ok_or_else(|| {
+                        format!(
+                            "--poll {v:?} is not a duration between 1s and 24h such as 60s or 5m"
+                        )
+                    })?;
             }
             "--max-reconcile-rate" => {
                 let v = value("--max-reconcile-rate")?;
@@ -140,6 +144,46 @@ pub enum RunError {
     Client(String),
     #[error("lost leadership")]
     LostLeadership,
+    /// A controller task ended: every object of that kind would silently stop being reconciled,
+    /// so the process exits non-zero and is restarted instead.
+    #[error("the {task} controller task stopped unexpectedly: {why}")]
+    TaskEnded { task: String, why: String },
+}
+
+/// Waits for the first of `tasks` to end, which is always an error: the controllers and the
+/// stats logger run for the life of the process.
+async fn supervise(
+    tasks: &mut tokio::task::JoinSet<String>,
+    names: &std::collections::HashMap<tokio::task::Id, String>,
+) -> RunError {
+    match tasks.join_next_with_id().await {
+        Some(Ok((_, task))) => RunError::TaskEnded {
+            task,
+            why: "its watch stream ended".into(),
+        },
+        Some(Err(e)) => {
+            let e_id = e.id();
+            let why = if e.is_panic() {
+                let p = e.into_panic();
+                let m = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                format!("it panicked: {m}")
+            } else {
+                format!("it was cancelled: {e}")
+            };
+            RunError::TaskEnded {
+                task: names.get(&e_id).cloned().unwrap_or_else(|| "a".into()),
+                why,
+            }
+        }
+        None => RunError::TaskEnded {
+            task: "every".into(),
+            why: "no controller was started".into(),
+        },
+    }
 }
 
 async fn client(opts: &Options) -> Result<kube::Client, RunError> {
@@ -161,17 +205,31 @@ async fn client(opts: &Options) -> Result<kube::Client, RunError> {
     kube::Client::try_from(cfg).map_err(|e| RunError::Client(e.to_string()))
 }
 
+/// Annotations only the controller writes, during a reconcile, whose *values* (timestamps, the
+/// kept state) never need a reconcile of their own. Were they relevant, every create attempt's
+/// pending/failed write would trigger the next attempt at once and pre-empt the per-object
+/// backoff (kube-runtime keeps the earliest scheduled run). Their presence still counts, so a
+/// user removing `external-create-pending` to unblock an object is seen immediately.
+const OWN_ANNOTATIONS: [&str; 4] = [
+    reconciler::STATE,
+    reconciler::CREATE_PENDING,
+    reconciler::CREATE_SUCCEEDED,
+    reconciler::CREATE_FAILED,
+];
+
 /// Only changes that can alter a decision start a reconcile: spec (generation), annotations
-/// (external name, paused), finalizers and deletion. The controller's own status writes do not,
-/// or every status update would cost a second, pointless observation.
+/// (external name, paused), finalizers and deletion. The controller's own status and bookkeeping
+/// writes do not, or every status update would cost a second, pointless observation.
 fn relevant(o: &DynamicObject) -> Option<u64> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     o.metadata.generation.hash(&mut h);
-    // The kept state changes after every apply and never needs a reconcile of its own.
     if let Some(a) = &o.metadata.annotations {
-        a.iter()
-            .filter(|(k, _)| k.as_str() != reconciler::STATE)
-            .for_each(|kv| kv.hash(&mut h));
+        for (k, v) in a {
+            k.hash(&mut h);
+            if !OWN_ANNOTATIONS.contains(&k.as_str()) {
+                v.hash(&mut h);
+            }
+        }
     }
     o.metadata.finalizers.hash(&mut h);
     o.metadata
@@ -182,7 +240,7 @@ fn relevant(o: &DynamicObject) -> Option<u64> {
     Some(h.finish())
 }
 
-async fn run_kind(shared: Arc<Shared>, resource: Arc<dyn Resource>, concurrency: u16) {
+async fn run_kind(shared: Arc<Shared>, resource: Arc<dyn Resource>, concurrency: u16) -> String {
     let kind = ManagedKind::new(resource);
     let ar = kind.ar.clone();
     let kind_name = kind.names.kind.clone();
@@ -209,11 +267,12 @@ async fn run_kind(shared: Arc<Shared>, resource: Arc<dyn Resource>, concurrency:
             futures::future::ready(())
         })
         .await;
+    kind_name
 }
 
 /// Logs the counters every 10 s while they change: reconcile throughput and CPU cost per
 /// reconcile are read from these lines.
-async fn log_stats(shared: Arc<Shared>) {
+async fn log_stats(shared: Arc<Shared>) -> String {
     let mut last = u64::MAX;
     loop {
         tokio::time::sleep(Duration::from_secs(10)).await;
@@ -266,10 +325,15 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
     ));
     let concurrency = u16::try_from(opts.max_reconcile_rate).unwrap_or(u16::MAX);
     let mut tasks = tokio::task::JoinSet::new();
+    let mut names = std::collections::HashMap::new();
     for r in crate::resources::all() {
-        tasks.spawn(run_kind(shared.clone(), r, concurrency));
+        let kind = super::names::KindNames::for_type(r.type_name()).kind;
+        names.insert(
+            tasks.spawn(run_kind(shared.clone(), r, concurrency)).id(),
+            kind,
+        );
     }
-    tasks.spawn(log_stats(shared.clone()));
+    names.insert(tasks.spawn(log_stats(shared.clone())).id(), "stats".into());
     tracing::info!(poll = ?opts.poll, rate = opts.max_reconcile_rate, "crossplane controller running");
     let lost = async {
         match &elector {
@@ -278,7 +342,7 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
         }
     };
     tokio::select! {
-        _ = tasks.join_next() => Ok(()),
+        e = supervise(&mut tasks, &names) => Err(e),
         _ = lost => Err(RunError::LostLeadership),
         _ = tokio::signal::ctrl_c() => {
             tracing::info!("interrupted; stopping");
@@ -293,6 +357,117 @@ mod tests {
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
+    }
+
+    fn mr(annotations: &[(&str, &str)], generation: i64) -> DynamicObject {
+        let ar = kube::discovery::ApiResource {
+            group: "paved.dev".into(),
+            version: "v1alpha1".into(),
+            api_version: "paved.dev/v1alpha1".into(),
+            kind: "GpuComputePool".into(),
+            plural: "gpucomputepools".into(),
+        };
+        let mut o = DynamicObject::new("p", &ar);
+        o.metadata.generation = Some(generation);
+        o.metadata.annotations = Some(
+            annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        o
+    }
+
+    #[test]
+    fn own_bookkeeping_writes_do_not_trigger_a_reconcile() {
+        use reconciler::{CREATE_FAILED, CREATE_PENDING, EXTERNAL_NAME, PAUSED, STATE};
+        let first = mr(
+            &[
+                (EXTERNAL_NAME, "gp-1"),
+                (CREATE_PENDING, "2026-01-01T00:00:00Z"),
+                (CREATE_FAILED, "2026-01-01T00:00:01Z"),
+                (STATE, "a"),
+            ],
+            1,
+        );
+        // The next attempt rewrites the timestamps (and the kept state): no new trigger, so the
+        // 1 s, 2 s, 4 s … backoff decides when the next attempt runs.
+        let retried = mr(
+            &[
+                (EXTERNAL_NAME, "gp-1"),
+                (CREATE_PENDING, "2026-01-01T00:00:05Z"),
+                (CREATE_FAILED, "2026-01-01T00:00:06Z"),
+                (STATE, "b"),
+            ],
+            1,
+        );
+        assert_eq!(relevant(&first), relevant(&retried));
+        // What a user (or a decision) changes does trigger one.
+        for changed in [
+            mr(
+                &[
+                    (EXTERNAL_NAME, "gp-2"),
+                    (CREATE_PENDING, "x"),
+                    (CREATE_FAILED, "y"),
+                    (STATE, "a"),
+                ],
+                1,
+            ),
+            mr(
+                &[(EXTERNAL_NAME, "gp-1"), (CREATE_FAILED, "y"), (STATE, "a")],
+                1,
+            ),
+            mr(
+                &[
+                    (EXTERNAL_NAME, "gp-1"),
+                    (CREATE_PENDING, "x"),
+                    (CREATE_FAILED, "y"),
+                    (STATE, "a"),
+                    (PAUSED, "true"),
+                ],
+                1,
+            ),
+            mr(
+                &[
+                    (EXTERNAL_NAME, "gp-1"),
+                    (CREATE_PENDING, "x"),
+                    (CREATE_FAILED, "y"),
+                    (STATE, "a"),
+                ],
+                2,
+            ),
+        ] {
+            assert_ne!(
+                relevant(&first),
+                relevant(&changed),
+                "{:?}",
+                changed.metadata
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_ended_or_panicked_task_is_an_error() {
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut names = std::collections::HashMap::new();
+        let id = tasks
+            .spawn(async {
+                let n = std::hint::black_box(1);
+                if n == 1 {
+                    panic!("boom");
+                }
+                String::new()
+            })
+            .id();
+        names.insert(id, "GpuComputePool".to_string());
+        tasks.spawn(futures::future::pending::<String>());
+        let e = supervise(&mut tasks, &names).await.to_string();
+        assert!(e.contains("GpuComputePool controller task stopped"), "{e}");
+        assert!(e.contains("panicked: boom"), "{e}");
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(async { "VectorDB".to_string() });
+        let e = supervise(&mut tasks, &names).await.to_string();
+        assert!(e.contains("VectorDB controller task stopped"), "{e}");
     }
 
     #[test]
@@ -313,6 +488,7 @@ mod tests {
             }
         );
         assert!(parse(&args("--poll soon")).is_err());
+        assert!(parse(&args("--poll 18446744073709551615s")).is_err());
         assert!(parse(&args("--max-reconcile-rate 0")).is_err());
         assert!(parse(&args("--bogus")).is_err());
     }

@@ -232,18 +232,21 @@ pub enum Error {
     /// `spec.forProvider` is invalid; nothing was sent to the cloud.
     #[error("invalid spec.forProvider: {0}")]
     Spec(String),
-    #[error("cannot observe external resource: {0}")]
+    #[error("cannot observe external resource: {}", .0.report())]
     Observe(#[source] ResourceError),
-    #[error("cannot create external resource: {0}")]
+    #[error("cannot create external resource: {}", .0.report())]
     Create(#[source] ResourceError),
-    #[error("cannot update external resource: {0}")]
+    #[error("cannot update external resource: {}", .0.report())]
     Update(#[source] ResourceError),
-    #[error("cannot delete external resource: {0}")]
+    #[error("cannot delete external resource: {}", .0.report())]
     Delete(#[source] ResourceError),
     #[error("cannot update external resource in place: {0} would require replacing it. Revert the change, or delete this managed resource and create a new one")]
     Replace(String),
     #[error("cannot determine creation result: a create was started ({CREATE_PENDING}) but never confirmed and no external name was recorded. Check for a leaked external resource, then remove the {CREATE_PENDING} annotation if it is safe to proceed")]
     CreateUnknown,
+    /// A bug: the resource handler panicked. Reported on the object; other objects go on.
+    #[error("internal error (please report it): the controller panicked while reconciling this object: {0}")]
+    Panicked(String),
     #[error("external resource does not exist, and the management policies do not allow creating it (set {EXTERNAL_NAME} to an existing object, or add Create)")]
     Missing,
 }
@@ -268,8 +271,16 @@ pub async fn reconcile(obj: Arc<DynamicObject>, cx: Arc<KindContext>) -> Result<
         cx.shared.limiter.acquire().await;
         cx.shared.stats.reconciles.fetch_add(1, Ordering::Relaxed);
         let mut r = Reconcile::new(&cx, (*obj).clone());
-        let result = r.run().await;
-        let result = r.finish(result).await;
+        // A panic in a resource handler must cost this one object a Synced=False, not the
+        // controller task (kube-runtime polls reconciles inside it) and every other object.
+        let result = caught(r.run()).await;
+        let result = match caught(r.finish(result)).await {
+            Err(Error::Panicked(m)) => {
+                tracing::error!(panic = %m, "writing the status panicked");
+                Err(Error::Panicked(m))
+            }
+            other => other,
+        };
         match &result {
             Ok(_) => cx.shared.backoff.succeeded(&key(&cx, &obj)),
             Err(e) => {
@@ -281,6 +292,23 @@ pub async fn reconcile(obj: Arc<DynamicObject>, cx: Arc<KindContext>) -> Result<
     }
     .instrument(span)
     .await
+}
+
+/// Runs `f`, turning a panic inside it into [`Error::Panicked`] (logged with its message).
+pub async fn caught<T>(f: impl std::future::Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(f).catch_unwind().await {
+        Ok(r) => r,
+        Err(p) => {
+            let m = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".into());
+            tracing::error!(panic = %m, "reconcile panicked; reporting it on the object");
+            Err(Error::Panicked(m))
+        }
+    }
 }
 
 fn key(cx: &KindContext, obj: &DynamicObject) -> String {
@@ -672,11 +700,17 @@ impl<'a> Reconcile<'a> {
             }
             (None, None, Some(i)) => match i.import(ctx, ext).await {
                 Ok(s) => s,
+                // Only a definite "no such object" is absence. An object that exists but cannot
+                // be read (no paved metadata, unparsable, a failed read) is an error: treating
+                // it as gone would let a delete drop the finalizer and leave it running.
                 Err(ResourceError::NotFound(what)) => {
                     tracing::info!(%what, "external resource not found");
                     return Ok(None);
                 }
-                Err(e) => return Err(Error::Observe(e)),
+                Err(e) => {
+                    tracing::warn!(error = %e.report(), kind = e.kind(), "external resource cannot be observed");
+                    return Err(Error::Observe(e));
+                }
             },
             (None, None, None) => {
                 return Err(Error::Spec(
@@ -765,7 +799,7 @@ impl<'a> Reconcile<'a> {
                 self.event(
                     EventType::Warning,
                     "CannotCreateExternalResource",
-                    e.error.to_string(),
+                    e.error.report(),
                 )
                 .await;
                 self.ready = Some(conditions::unavailable("create failed"));
@@ -819,7 +853,7 @@ impl<'a> Reconcile<'a> {
                 self.event(
                     EventType::Warning,
                     "CannotUpdateExternalResource",
-                    e.error.to_string(),
+                    e.error.report(),
                 )
                 .await;
                 self.ready = Some(readiness(&kind.schema, e.state.as_ref().unwrap_or(prior)));
@@ -853,7 +887,7 @@ impl<'a> Reconcile<'a> {
                 self.event(
                     EventType::Warning,
                     "CannotDeleteExternalResource",
-                    e.to_string(),
+                    e.report(),
                 )
                 .await;
                 self.ready = Some(conditions::deleting());
@@ -1067,6 +1101,32 @@ fn check(d: crate::diag::Diagnostics) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_panic_becomes_an_error_of_this_reconcile() {
+        let ok: Result<u8, Error> = caught(async { Ok(7) }).await;
+        assert_eq!(ok.unwrap(), 7);
+        let boom = caught(async {
+            let d: u64 = std::hint::black_box(u64::MAX);
+            if d > 1 {
+                panic!("overflow when adding duration to instant");
+            }
+            Ok(0u8)
+        })
+        .await;
+        let e = boom.unwrap_err();
+        assert!(matches!(e, Error::Panicked(_)), "{e}");
+        assert!(
+            e.to_string().contains("overflow when adding duration"),
+            "{e}"
+        );
+        let formatted: Result<(), Error> = caught(async {
+            let n = std::hint::black_box(3);
+            panic!("formatted {n}")
+        })
+        .await;
+        assert!(formatted.unwrap_err().to_string().contains("formatted 3"));
+    }
 
     #[test]
     fn fault_spec_parses() {

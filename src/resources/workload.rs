@@ -73,18 +73,24 @@ pub fn decode_args(schema: &Schema, obj: &Json, what: &str) -> Result<Value, Res
     let raw = obj["metadata"]["annotations"][SPEC_ANNOTATION]
         .as_str()
         .ok_or_else(|| {
-            ResourceError::NotFound(format!(
-                "paved's {SPEC_ANNOTATION} annotation on {what} (was it created by paved?)"
-            ))
+            // The object exists: without paved's annotation it is unreadable, not gone.
+            ResourceError::unreadable(
+                what,
+                format!("it has no {SPEC_ANNOTATION} annotation (was it created by paved?)"),
+                None,
+            )
         })?;
-    let unreadable = |e: String| {
-        ResourceError::NotFound(format!(
-            "a readable {SPEC_ANNOTATION} annotation on {what} ({e})"
-        ))
+    let unreadable = |e: crate::error::Cause| {
+        ResourceError::unreadable(
+            what,
+            format!("its {SPEC_ANNOTATION} annotation does not parse"),
+            Some(e),
+        )
     };
-    let json: Json = serde_json::from_str(raw).map_err(|e| unreadable(e.to_string()))?;
+    let json: Json =
+        serde_json::from_str(raw).map_err(|e| unreadable(crate::error::Cause::new(e)))?;
     cty::json::decode_lenient_unknown_attrs(&json, &schema.implied_type())
-        .map_err(|e| unreadable(e.to_string()))
+        .map_err(|e| unreadable(crate::error::Cause::new(e)))
 }
 
 /// Splits an import ID `namespace/name`.
@@ -264,6 +270,21 @@ impl WaitError {
     }
 }
 
+/// A failed wait as a runtime failure (`summary`, the wait's description, then `hint`), keeping
+/// the underlying error (timeout, API error) as its cause. A cancel stays a cancel.
+pub fn failure(summary: &str, e: WaitError, hint: &str) -> ResourceError {
+    let detail = format!("{}{hint}", e.describe());
+    match e {
+        WaitError::Other(ResourceError::Cancelled) => ResourceError::Cancelled,
+        WaitError::Other(inner) => ResourceError::Failed {
+            summary: summary.into(),
+            detail,
+            source: Some(crate::error::Cause::new(inner)),
+        },
+        WaitError::Failed { .. } => ResourceError::failed(summary, detail),
+    }
+}
+
 /// Waits until `progress` says the object is complete. Each step re-reads the object and then
 /// blocks on a watch from its resourceVersion, so there is no fixed poll interval.
 pub async fn wait_for(
@@ -297,7 +318,7 @@ pub async fn wait_for(
         let now = Instant::now();
         if now >= deadline {
             return Err(WaitError::Other(ResourceError::Timeout {
-                what: format!("{what} to become ready ({waiting}); raise the limit in the timeouts block if this is expected"),
+                what: format!("{what} to become ready ({waiting}); raise the resource's timeout if this is expected"),
                 after: started.elapsed(),
             }));
         }
@@ -318,16 +339,21 @@ pub async fn wait_for(
     }
 }
 
-/// Waits until an object is gone (watching for its deletion).
+/// Waits until an object is gone (watching for its deletion), the deadline passes, or `cancel`
+/// fires (Terraform's StopProvider interrupts a destroy stuck on a finalizer).
 pub async fn wait_gone(
     kube: &dyn KubeApi,
     kind: Kind,
     ns: &str,
     name: &str,
     deadline: Instant,
+    cancel: &Cancel,
 ) -> Result<(), ResourceError> {
     let started = Instant::now();
     loop {
+        if cancel.is_cancelled() {
+            return Err(ResourceError::Cancelled);
+        }
         let Some(obj) = kube.get(kind, ns, name).await? else {
             return Ok(());
         };
@@ -342,17 +368,14 @@ pub async fn wait_gone(
             .as_str()
             .unwrap_or("0")
             .to_string();
-        if let Some(Json::Null) = kube
-            .watch_next(
-                kind,
-                ns,
-                name,
-                &rv,
-                (deadline - now).min(Duration::from_secs(30)),
-            )
-            .await?
-        {
-            return Ok(());
+        let remaining = (deadline - now).min(Duration::from_secs(30));
+        tokio::select! {
+            r = kube.watch_next(kind, ns, name, &rv, remaining) => {
+                if let Some(Json::Null) = r? {
+                    return Ok(());
+                }
+            }
+            r = cancel.sleep(remaining) => r?,
         }
     }
 }
@@ -364,12 +387,13 @@ pub async fn delete_all(
     ns: &str,
     objects: &[(Kind, String)],
     deadline: Instant,
+    cancel: &Cancel,
 ) -> Result<(), ResourceError> {
     for (k, name) in objects {
         kube.delete(*k, ns, name).await?;
     }
     for (k, name) in objects {
-        wait_gone(kube, *k, ns, name, deadline).await?;
+        wait_gone(kube, *k, ns, name, deadline, cancel).await?;
     }
     Ok(())
 }
@@ -381,6 +405,7 @@ pub async fn delete_labelled(
     ns: &str,
     selector: &str,
     deadline: Instant,
+    cancel: &Cancel,
 ) -> Result<(), ResourceError> {
     let objects: Vec<(Kind, String)> = kube
         .list(kind, ns, selector)
@@ -392,7 +417,7 @@ pub async fn delete_labelled(
                 .map(|n| (kind, n.to_string()))
         })
         .collect();
-    delete_all(kube, ns, &objects, deadline).await
+    delete_all(kube, ns, &objects, deadline, cancel).await
 }
 
 /// Import by `namespace/name`: reads the main object (`object_name` of the resource name) and

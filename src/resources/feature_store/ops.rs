@@ -220,11 +220,7 @@ async fn apply_objects(
 }
 
 fn failed(summary: &str, e: workload::WaitError, inspect: &str) -> ResourceError {
-    ResourceError::Invalid {
-        path: None,
-        summary: summary.into(),
-        detail: format!("{}\nInspect it with: {inspect}", e.describe()),
-    }
+    workload::failure(summary, e, &format!("\nInspect it with: {inspect}"))
 }
 
 /// The arguments for the import annotation; the external connection string is a secret and
@@ -247,7 +243,8 @@ pub async fn apply(
 ) -> Result<Value, ApplyError> {
     let kube = ctx.kube()?.clone();
     let s = FeatureStoreSpec::from_value(planned);
-    let deadline = Instant::now() + timeout(planned, op, Duration::from_secs(15 * 60));
+    let deadline =
+        crate::resources::common::deadline(timeout(planned, op, Duration::from_secs(15 * 60)));
     let target = resolve_target(kube.as_ref(), &s).await?;
     let result = apply_objects(
         ctx,
@@ -280,10 +277,16 @@ pub async fn apply(
                 // nothing is left outside Terraform's state.
                 Ok(None) if prior.is_none() => match delete(ctx, planned).await {
                     Ok(()) => None,
-                    Err(_) => Some(placeholder(planned, &target)),
+                    Err(c) => {
+                        tracing::error!(error = %c.report(), "removing the objects of the failed create failed; returning what may exist");
+                        Some(placeholder(planned, &target))
+                    }
                 },
                 Ok(None) => prior.cloned(),
-                Err(_) => Some(placeholder(planned, &target)),
+                Err(r) => {
+                    tracing::warn!(error = %r.report(), "cannot read what the failed apply left; returning a placeholder");
+                    Some(placeholder(planned, &target))
+                }
             },
         }),
     }
@@ -370,7 +373,8 @@ pub async fn delete(ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
     let kube = ctx.kube()?;
     let s = FeatureStoreSpec::from_value(prior);
     let ns = &s.namespace;
-    let deadline = Instant::now() + timeout(prior, "delete", Duration::from_secs(600));
+    let deadline =
+        crate::resources::common::deadline(timeout(prior, "delete", Duration::from_secs(600)));
     let mut objects = vec![
         (Kind::CronJob, s.materialize_name()),
         (Kind::Deployment, s.server_name()),
@@ -389,13 +393,14 @@ pub async fn delete(ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
         (Kind::Secret, s.secret_name()),
         (Kind::PersistentVolumeClaim, s.data_claim()),
     ]);
-    workload::delete_all(kube.as_ref(), ns, &objects, deadline).await?;
+    workload::delete_all(kube.as_ref(), ns, &objects, deadline, &ctx.cancel).await?;
     workload::delete_labelled(
         kube.as_ref(),
         Kind::PersistentVolumeClaim,
         ns,
         &format!("{STORE_LABEL}={}", s.name),
         deadline,
+        &ctx.cancel,
     )
     .await
 }

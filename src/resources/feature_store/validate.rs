@@ -4,7 +4,7 @@ use super::schema::DATA_DIR;
 use crate::cty::Value;
 use crate::diag::{AttrPath, Diagnostics};
 use crate::resources::common::{
-    check_names, check_team, is_size, validate_cron, validate_timeouts,
+    check_count, check_names, check_size, check_team, validate_cron, validate_timeouts, TI,
 };
 
 fn location_error(uri: &str) -> Option<String> {
@@ -118,15 +118,23 @@ pub fn validate(c: &Value) -> Diagnostics {
         ),
         None => {}
     }
-    if let Some(q) = o.get("storage_size").as_str().filter(|q| !is_size(q)) {
-        d.attr_error(
-            at("storage_size"),
-            "Invalid size",
-            format!("{q:?} is not a volume size; write it like \"1Gi\"."),
-        );
-    }
-    let replicas = c.get("feature_server").get("replicas");
-    if let Some(r) = replicas.as_i64() {
+    // Limits: documented in docs/resources/feature_store.md, "Limits".
+    check_size(
+        o.get("storage_size"),
+        at("storage_size"),
+        64 * TI,
+        "64Ti",
+        "online_store.storage_size",
+        &mut d,
+    );
+    if let Some(r) = check_count(
+        c.get("feature_server").get("replicas"),
+        AttrPath::attr("feature_server").then("replicas"),
+        1,
+        1000,
+        "feature_server.replicas",
+        &mut d,
+    ) {
         let file_backed: Vec<&str> = ["registry", "offline_store"]
             .into_iter()
             .filter(|a| match c.get(a) {
@@ -134,13 +142,7 @@ pub fn validate(c: &Value) -> Diagnostics {
                 v => v.as_str().is_some_and(|u| u.starts_with("file://")),
             })
             .collect();
-        if r < 1 {
-            d.attr_error(
-                AttrPath::attr("feature_server").then("replicas"),
-                "Invalid replica count",
-                "feature_server.replicas must be 1 or more.",
-            );
-        } else if r > 1 && !file_backed.is_empty() {
+        if r > 1 && !file_backed.is_empty() {
             d.attr_error(
                 AttrPath::attr("feature_server").then("replicas"),
                 "File persistence allows one feature server",

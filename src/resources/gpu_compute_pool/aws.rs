@@ -21,13 +21,26 @@ use std::time::{Duration, Instant as Clock};
 
 const NODES_MIN_TAG: &str = "paved:nodes-min";
 const NODES_MAX_TAG: &str = "paved:nodes-max";
+/// Set on the launch template once a create has finished: a create that finds a template
+/// without it adopts the half-made pool of an interrupted create; one that finds it refuses,
+/// since the pool is whole and belongs to some configuration (import it instead).
+const CREATED_TAG: &str = "paved:created";
 
 /// Tags only the provider uses for bookkeeping; not part of `tags_all`.
-const INTERNAL_TAGS: [&str; 3] = [POOL_TAG, NODES_MIN_TAG, NODES_MAX_TAG];
+const INTERNAL_TAGS: [&str; 4] = [POOL_TAG, NODES_MIN_TAG, NODES_MAX_TAG, CREATED_TAG];
 
-pub fn new_pool_id() -> String {
-    let n: u64 = rand::random();
-    format!("gp-{:012x}", n & 0xffff_ffff_ffff)
+/// The pool ID for a pool named `name` in `region`: `gp-` + 12 hex digits of
+/// sha256(region, name). Known at plan time, so a create repeated after a crash (the provider
+/// killed mid-apply, before Terraform saved anything) finds and completes what the first one
+/// made instead of leaking it. Pools created before IDs were derived keep their random ID,
+/// which their state holds.
+pub fn derived_pool_id(region: &str, name: &str) -> String {
+    let mut h = Sha256::new();
+    for part in ["paved_gpu_compute_pool", region, name] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    format!("gp-{}", &hex::encode(h.finalize())[..12])
 }
 
 /// A deterministic idempotency token: the same pool, the same live instances and the same
@@ -116,7 +129,7 @@ impl<'a> Ops<'a> {
         Ok(Ops {
             ec2,
             ctx,
-            deadline: Clock::now() + timeout,
+            deadline: crate::resources::common::deadline(timeout),
             timeout,
         })
     }
@@ -201,6 +214,7 @@ impl<'a> Ops<'a> {
                 error: ResourceError::Capacity {
                     wanted: count,
                     tried,
+                    cleanup_failed: None,
                 },
             });
         }
@@ -214,15 +228,13 @@ impl<'a> Ops<'a> {
         loop {
             let found = self.ec2.instances(ids).await?;
             if let Some(dead) = found.iter().find(|i| !i.is_live()) {
-                return Err(ResourceError::Cloud {
-                    service: "EC2",
-                    operation: "RunInstances",
-                    code: "InstanceTerminated".into(),
-                    message: format!(
+                return Err(ResourceError::failed(
+                    "Instance stopped while starting",
+                    format!(
                         "instance {} went to {} while starting (spot reclaim or a bad image?)",
                         dead.id, dead.state
                     ),
-                });
+                ));
             }
             if found.len() == ids.len() && found.iter().all(|i| i.state == "running") {
                 return Ok(found);
@@ -244,7 +256,10 @@ impl<'a> Ops<'a> {
     }
 
     async fn pause(&self, delay: &mut Duration, what: &str) -> Result<(), ResourceError> {
-        if Clock::now() + *delay > self.deadline {
+        if Clock::now()
+            .checked_add(*delay)
+            .is_none_or(|t| t > self.deadline)
+        {
             return Err(ResourceError::Timeout {
                 what: what.into(),
                 after: self.timeout,
@@ -270,6 +285,14 @@ impl<'a> Ops<'a> {
     }
 }
 
+/// Makes a capacity error say that the cleanup of the failed attempt failed too, instead of
+/// claiming its instances were terminated.
+fn note_cleanup_failure(error: &mut ResourceError, cleanup: &ResourceError) {
+    if let ResourceError::Capacity { cleanup_failed, .. } = error {
+        *cleanup_failed = Some(cleanup.report());
+    }
+}
+
 fn finish(v: &Value, instances: &[Instance], ctx: &Context) -> Value {
     let spec = PoolSpec::from_value(v);
     let o: Observed = spec::observe(
@@ -287,48 +310,127 @@ pub async fn create(ctx: &Context, planned: &Value) -> Result<Value, ApplyError>
     let ops = Ops::new(ctx, planned, "create").await?;
     let spec = PoolSpec::from_value(planned);
     let desired = desired_of(planned)?;
+    let region = region_of(planned)?;
     let team = planned
         .get("team")
         .as_str()
         .ok_or_else(|| spec::unknown_at_apply("team"))?;
-    // A caller that must survive its own crash (the Crossplane front end) chooses the ID and
-    // records it before calling create; Terraform plans the ID unknown and we pick one.
+    // The plan carries the derived ID (and the Crossplane front end records it before calling
+    // create); derive it here too for a plan made while region or name was unknown.
     let pool_id = planned
         .get("id")
         .as_str()
         .map(str::to_string)
-        .unwrap_or_else(new_pool_id);
+        .unwrap_or_else(|| derived_pool_id(&region, &spec.name));
     let user_data = bootstrap::render(&pool_id, &spec, team, planned.get("project").as_str());
-    let lt_id = ops
+
+    // Adopt what an interrupted create under the same ID left: its launch template and live
+    // instances. With data, so the tags are current (DescribeTags).
+    let existing = ops
         .ec2
-        .create_launch_template(&LaunchTemplateSpec {
-            name: format!("paved-{pool_id}"),
-            image_id: spec.image_id.clone(),
-            user_data,
-            security_group_ids: spec.security_group_ids.clone(),
-            tags: lt_tags(planned, &pool_id),
-        })
+        .find_launch_template(&pool_id, true)
         .await
         .map_err(ResourceError::from)?;
-    tracing::info!(pool_id, launch_template_id = %lt_id, desired, "created launch template");
+    let lt_id = match existing {
+        Some(lt) if lt.tags.contains_key(CREATED_TAG) => {
+            return Err(ResourceError::invalid(
+                crate::diag::AttrPath::attr("name"),
+                "GPU pool already exists",
+                format!(
+                    "A complete pool named {:?} already exists in {region} (ID {pool_id}, launch template {}), probably managed by another configuration. Pool IDs derive from region and name, so give this pool another name, or import the existing one with ID {region}/{pool_id}.",
+                    spec.name, lt.id
+                ),
+            )
+            .into());
+        }
+        Some(lt) => {
+            tracing::warn!(pool_id, launch_template_id = %lt.id, "adopting the launch template of an interrupted create");
+            if lt.user_data.as_deref() != Some(user_data.as_str()) {
+                tracing::warn!(pool_id, "the adopted launch template was made from other arguments; instances already launched from it are kept");
+            }
+            lt.id
+        }
+        None => {
+            let id = ops
+                .ec2
+                .create_launch_template(&LaunchTemplateSpec {
+                    name: format!("paved-{pool_id}"),
+                    image_id: spec.image_id.clone(),
+                    user_data,
+                    security_group_ids: spec.security_group_ids.clone(),
+                    tags: lt_tags(planned, &pool_id),
+                })
+                .await
+                .map_err(ResourceError::from)?;
+            tracing::info!(pool_id, launch_template_id = %id, desired, "created launch template");
+            id
+        }
+    };
     let mut state = planned.clone();
     state.set_attr("id", Value::string(&pool_id));
     state.set_attr("launch_template_id", Value::string(&lt_id));
+    let adopted = match ops.ec2.pool_instances(&pool_id).await {
+        Ok(live) => live,
+        Err(e) => return Err(ApplyError::with_state(e.into(), finish(&state, &[], ctx))),
+    };
+    let mut adopted = adopted;
+    if !adopted.is_empty() {
+        tracing::warn!(
+            pool_id,
+            count = adopted.len(),
+            "adopting the instances of an interrupted create"
+        );
+    }
+    // More than desired (desired was lowered since the interrupted create): shrink from the
+    // newest, as update does, so the state matches the plan.
+    if adopted.len() as i64 > desired {
+        adopted.sort_by(|a, b| b.launch_time.cmp(&a.launch_time).then(b.id.cmp(&a.id)));
+        let excess: Vec<String> = adopted
+            .iter()
+            .take(adopted.len() - desired.max(0) as usize)
+            .map(|i| i.id.clone())
+            .collect();
+        let result = match ops.ec2.terminate_instances(&excess).await {
+            Ok(()) => ops.wait_terminated(&excess).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = result {
+            return Err(ApplyError::with_state(e, finish(&state, &adopted, ctx)));
+        }
+        adopted.retain(|i| !excess.contains(&i.id));
+    }
     let tags = instance_tags(planned, &pool_id);
+    let missing = desired - adopted.len() as i64;
     match ops
-        .launch(&pool_id, &lt_id, &spec, &tags, &[], desired)
+        .launch(&pool_id, &lt_id, &spec, &tags, &adopted, missing)
         .await
     {
         Ok(launched) => {
-            let ids: Vec<String> = launched.iter().map(|i| i.id.clone()).collect();
-            match ops.wait_running(&ids).await {
-                Ok(running) => Ok(finish(&state, &running, ctx)),
-                Err(e) => Err(ApplyError::with_state(e, finish(&state, &launched, ctx))),
+            let all: Vec<Instance> = adopted.iter().chain(&launched).cloned().collect();
+            let ids: Vec<String> = all.iter().map(|i| i.id.clone()).collect();
+            let running = match ops.wait_running(&ids).await {
+                Ok(running) => running,
+                Err(e) => return Err(ApplyError::with_state(e, finish(&state, &all, ctx))),
+            };
+            // The pool is whole: a later create under this ID must not adopt it.
+            let done = BTreeMap::from([(CREATED_TAG.to_string(), "true".to_string())]);
+            if let Err(e) = ops
+                .ec2
+                .update_tags(std::slice::from_ref(&lt_id), &done, &[])
+                .await
+            {
+                return Err(ApplyError::with_state(
+                    e.into(),
+                    finish(&state, &running, ctx),
+                ));
             }
+            Ok(finish(&state, &running, ctx))
         }
         Err(fail) => {
-            // Nothing half-made survives a failed create: roll back instances and the template.
-            let cleanup = match ops.roll_back(&fail.launched).await {
+            // Nothing half-made survives a failed create: roll back every instance of the pool
+            // (adopted ones too, or deleting the template would orphan them) and the template.
+            let all: Vec<Instance> = adopted.iter().chain(&fail.launched).cloned().collect();
+            let cleanup = match ops.roll_back(&all).await {
                 Ok(()) => ops
                     .ec2
                     .delete_launch_template(&lt_id)
@@ -342,11 +444,10 @@ pub async fn create(ctx: &Context, planned: &Value) -> Result<Value, ApplyError>
                     state: None,
                 }),
                 Err(e) => {
-                    tracing::error!(error = %e, "cleanup after failed create failed; returning what exists");
-                    Err(ApplyError::with_state(
-                        fail.error,
-                        finish(&state, &fail.launched, ctx),
-                    ))
+                    tracing::error!(pool_id, error = %e.report(), "cleanup after failed create failed; returning what exists");
+                    let mut error = fail.error;
+                    note_cleanup_failure(&mut error, &e);
+                    Err(ApplyError::with_state(error, finish(&state, &all, ctx)))
                 }
             }
         }
@@ -426,12 +527,14 @@ pub async fn update(ctx: &Context, prior: &Value, planned: &Value) -> Result<Val
                 }
             }
             Err(fail) => {
-                let rolled_back = ops.roll_back(&fail.launched).await.is_ok();
-                if !rolled_back {
+                let mut error = fail.error;
+                if let Err(e) = ops.roll_back(&fail.launched).await {
+                    tracing::error!(pool_id, error = %e.report(), "terminating the instances of the failed attempt failed; keeping them in the state");
+                    note_cleanup_failure(&mut error, &e);
                     live.extend(fail.launched);
                 }
                 return Err(ApplyError {
-                    error: fail.error,
+                    error,
                     state: current(&live),
                 });
             }
@@ -540,7 +643,12 @@ pub async fn import(ctx: &Context, id: &str, mut stub: Value) -> Result<Value, R
         .as_deref()
         .and_then(bootstrap::parse)
         .ok_or_else(|| {
-            ResourceError::NotFound(format!("paved bootstrap data on launch template {}", lt.id))
+            // The template exists: a missing or foreign bootstrap is not "gone".
+            ResourceError::unreadable(
+                format!("launch template {} of GPU pool {pool_id}", lt.id),
+                "it carries no paved bootstrap data in its user data (was it created by paved?)",
+                None,
+            )
         })?;
     spec.write_into(&mut stub);
     let tags_all: BTreeMap<String, String> = lt
@@ -634,8 +742,14 @@ mod tests {
     }
 
     #[test]
-    fn pool_ids_look_right() {
-        let id = new_pool_id();
+    fn pool_ids_derive_from_region_and_name() {
+        let id = derived_pool_id("us-east-1", "train-a10g");
         assert!(id.starts_with("gp-") && id.len() == 15, "{id}");
+        assert!(id[3..].chars().all(|c| c.is_ascii_hexdigit()), "{id}");
+        assert_eq!(id, derived_pool_id("us-east-1", "train-a10g"), "stable");
+        assert_ne!(id, derived_pool_id("us-west-2", "train-a10g"));
+        assert_ne!(id, derived_pool_id("us-east-1", "train-a10g2"));
+        // No ambiguity between the parts.
+        assert_ne!(derived_pool_id("a", "bc"), derived_pool_id("ab", "c"));
     }
 }

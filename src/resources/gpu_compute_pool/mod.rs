@@ -45,9 +45,10 @@ impl Resource for GpuComputePool {
     async fn delete(&self, ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
         aws::delete(ctx, prior).await
     }
-    /// Pool IDs are ours to pick (`gp-` + 12 hex digits), and create honours a planned one.
-    fn choose_id(&self, _planned: &Value) -> Option<String> {
-        Some(aws::new_pool_id())
+    /// Pool IDs are ours to pick: derived from region and name ([`aws::derived_pool_id`]), the
+    /// same ID the Terraform plan shows, and create honours a planned one.
+    fn choose_id(&self, planned: &Value) -> Option<String> {
+        planned_id(planned)
     }
     fn validator(&self) -> Option<&dyn ValidateConfig> {
         Some(self)
@@ -71,6 +72,14 @@ impl ImportState for GpuComputePool {
     async fn import(&self, ctx: &Context, id: &str) -> Result<Value, ResourceError> {
         aws::import(ctx, id, schema::schema().block.null_object()).await
     }
+}
+
+/// The derived ID of a pool about to be created, once region and name are known.
+fn planned_id(planned: &Value) -> Option<String> {
+    Some(aws::derived_pool_id(
+        planned.get("region").as_str()?,
+        planned.get("name").as_str()?,
+    ))
 }
 
 /// The cost-attribution tags every pool object carries, plus the user's and the provider's tags.
@@ -131,6 +140,13 @@ impl ModifyPlan for GpuComputePool {
             "tags_all",
             tags_all(ctx, planned).map_or(Value::Unknown, Value::string_map),
         );
+        // A create's ID is known at plan time (so a create repeated after a crash converges on
+        // the same pool); an existing pool keeps the ID in its state, derived or not.
+        if inputs.prior.is_none() {
+            if let Some(id) = planned_id(planned) {
+                planned.set_attr("id", Value::string(id));
+            }
+        }
 
         // Values apply will change. GPUs are known now when every candidate type has the same
         // GPU count; the chosen type, instance IDs and cost depend on capacity at apply time.
@@ -158,5 +174,54 @@ impl ModifyPlan for GpuComputePool {
             };
             planned.set_attr("gpus_total", gpus);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(prior: Option<&Value>, config: &Value) -> Value {
+        let mut planned = config.clone();
+        let mut diags = Diagnostics::new();
+        GpuComputePool.modify_plan(
+            &Context::unconfigured(),
+            &PlanInputs { prior, config },
+            &mut planned,
+            &mut vec![],
+            &mut diags,
+        );
+        planned
+    }
+
+    #[test]
+    fn a_create_plans_the_derived_id_and_an_update_keeps_the_prior_one() {
+        let mut c = schema::schema().block.null_object();
+        c.set_attr("name", Value::string("train-a10g"));
+        c.set_attr("region", Value::string("us-east-1"));
+        c.set_attr("team", Value::string("ml"));
+        c.set_attr("id", Value::Unknown);
+        let p = plan(None, &c);
+        assert_eq!(
+            p.get("id").as_str(),
+            Some(aws::derived_pool_id("us-east-1", "train-a10g").as_str())
+        );
+        assert_eq!(
+            GpuComputePool.choose_id(&p).as_deref(),
+            p.get("id").as_str()
+        );
+        // Region unknown at plan time: the ID is too (create derives it).
+        let mut u = c.clone();
+        u.set_attr("region", Value::Unknown);
+        assert!(plan(None, &u).get("id").is_unknown());
+        // A pool created with an old random ID keeps it.
+        let mut prior = c.clone();
+        prior.set_attr("id", Value::string("gp-0123456789ab"));
+        let mut proposed = c.clone();
+        proposed.set_attr("id", Value::string("gp-0123456789ab"));
+        assert_eq!(
+            plan(Some(&prior), &proposed).get("id").as_str(),
+            Some("gp-0123456789ab")
+        );
     }
 }

@@ -4,6 +4,7 @@
 use super::catalog;
 use crate::cty::Value;
 use crate::diag::{AttrPath, Diagnostics};
+use crate::resources::common::{check_count, check_len};
 
 pub const ACCELERATOR_HINT: &str = "nvidia-t4, nvidia-a10g, nvidia-l4, nvidia-v100-16gb, nvidia-a100-40gb, nvidia-a100-80gb, nvidia-h100-80gb";
 
@@ -87,7 +88,14 @@ fn hardware(c: &Value, d: &mut Diagnostics) {
         AttrPath::attr("accelerator").then("type"),
         d,
     ) {
-        if let Some(n) = accel.get("count").as_i64() {
+        if let Some(n) = check_count(
+            accel.get("count"),
+            AttrPath::attr("accelerator").then("count"),
+            1,
+            16,
+            "accelerator.count",
+            d,
+        ) {
             if types.is_null() && catalog::types_for(t, n).is_empty() {
                 d.attr_error(
                     AttrPath::attr("accelerator").then("count"),
@@ -128,30 +136,26 @@ fn hardware(c: &Value, d: &mut Diagnostics) {
     }
 }
 
+/// The most nodes one pool may have (and launch in one apply): a platform limit, documented in
+/// the resource's Limits section.
+pub const MAX_NODES: i64 = 1000;
+
 fn nodes(c: &Value, d: &mut Diagnostics) {
     let n = c.get("nodes");
     let at = |a: &str| AttrPath::attr("nodes").then(a);
-    let (min, max, desired) = (
-        n.get("min").as_i64(),
-        n.get("max").as_i64(),
-        n.get("desired").as_i64(),
-    );
-    for (name, v) in [("min", min), ("max", max), ("desired", desired)] {
-        if v.is_some_and(|v| v < 0) {
-            d.attr_error(
-                at(name),
-                "Negative node count",
-                format!("nodes.{name} must be 0 or more."),
-            );
-        }
-    }
-    if max == Some(0) {
-        d.attr_error(
-            at("max"),
-            "Pool cannot grow",
-            "nodes.max must be at least 1.",
-        );
-    }
+    let count = |name: &str, lo: i64, d: &mut Diagnostics| {
+        check_count(
+            n.get(name),
+            at(name),
+            lo,
+            MAX_NODES,
+            &format!("nodes.{name}"),
+            d,
+        )
+    };
+    let min = count("min", 0, d);
+    let max = count("max", 1, d);
+    let desired = count("desired", 0, d);
     if let (Some(min), Some(max)) = (min, max) {
         if min > max {
             d.attr_error(
@@ -172,21 +176,6 @@ fn nodes(c: &Value, d: &mut Diagnostics) {
                     max.map_or("?".into(), |v| v.to_string())
                 ),
             );
-        }
-    }
-    for (name, v) in [
-        ("min", n.get("min")),
-        ("max", n.get("max")),
-        ("desired", n.get("desired")),
-    ] {
-        if let Some(f) = v.as_f64() {
-            if v.as_i64().is_none() {
-                d.attr_error(
-                    at(name),
-                    "Node count must be a whole number",
-                    format!("{f} is not a whole number of nodes."),
-                );
-            }
         }
     }
 }
@@ -257,6 +246,39 @@ fn placement(c: &Value, d: &mut Diagnostics) {
 }
 
 fn node_config(c: &Value, d: &mut Diagnostics) {
+    // EC2's own tag limits (128-character keys, 256-character values), checked here so the
+    // mistake shows at plan time instead of as a CreateLaunchTemplate error.
+    if let Some(m) = c.get("tags").entries() {
+        for (k, v) in m {
+            if k.len() > 128 {
+                d.attr_error(
+                    AttrPath::attr("tags").key(k),
+                    "Tag key too long",
+                    format!(
+                        "Tag keys are at most 128 characters; {:?}… has {}.",
+                        &k[..k.char_indices().nth(20).map_or(k.len(), |x| x.0)],
+                        k.len()
+                    ),
+                );
+            }
+            check_len(
+                v,
+                AttrPath::attr("tags").key(k),
+                256,
+                &format!("tags[{k:?}]"),
+                d,
+            );
+        }
+    }
+    for (k, v) in c.get("labels").entries().into_iter().flatten() {
+        check_len(
+            v,
+            AttrPath::attr("labels").key(k),
+            63,
+            &format!("labels[{k:?}]"),
+            d,
+        );
+    }
     for (i, t) in c.get("taints").elements().iter().enumerate() {
         if let Some(e) = t.get("effect").as_str() {
             if !matches!(e, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
@@ -341,6 +363,43 @@ mod tests {
             ]),
         );
         assert_eq!(paths(&v), vec!["nodes.min", "nodes.desired"]);
+    }
+
+    #[test]
+    fn node_counts_are_bounded_whole_numbers() {
+        let mut v = base();
+        v.set_attr(
+            "nodes",
+            Value::object([
+                ("min", Value::int(0)),
+                ("max", Value::float(1e15)),
+                ("desired", Value::float(1e15)),
+            ]),
+        );
+        assert_eq!(paths(&v), vec!["nodes.max", "nodes.desired"]);
+        assert!(
+            validate(&v).0[0].detail.contains("0..1000")
+                || validate(&v).0[0].detail.contains("1..1000")
+        );
+        v.set_attr(
+            "nodes",
+            Value::object([
+                ("min", Value::float(0.5)),
+                ("max", Value::int(1000)),
+                ("desired", Value::int(-3)),
+            ]),
+        );
+        assert_eq!(paths(&v), vec!["nodes.min", "nodes.desired"]);
+        v.set_attr(
+            "accelerator",
+            Value::object([
+                ("type", Value::string("nvidia-a10g")),
+                ("count", Value::float(1e30)),
+            ]),
+        );
+        v.set_attr("nodes", base().get("nodes").clone());
+        v.set_attr("tags", Value::string_map([("team-note", "x".repeat(300))]));
+        assert_eq!(paths(&v), vec!["accelerator.count", "tags[\"team-note\"]"]);
     }
 
     #[test]

@@ -110,11 +110,20 @@ fn describe(e: &WaitError) -> String {
     }
 }
 
+/// A rollout that failed with a valid configuration: a runtime failure.
 fn rollout_error(summary: &str, detail: String) -> ResourceError {
-    ResourceError::Invalid {
-        path: None,
-        summary: summary.to_string(),
-        detail,
+    ResourceError::failed(summary, detail)
+}
+
+/// What exists after a failed step, for the error's state; a failed read is logged (the error
+/// being reported is the step's, not this one's) and yields `None`.
+async fn observe_after_failure(ctx: &Context, v: &Value) -> Option<Value> {
+    match observe(ctx, v).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e.report(), "cannot read the endpoint after a failed step");
+            None
+        }
     }
 }
 
@@ -166,24 +175,30 @@ pub async fn apply(
     resolve(kube.as_ref(), &mut s).await?;
     let started = Instant::now();
     let op_timeout = crate::resources::common::timeout(planned, op, Duration::from_secs(15 * 60));
-    let deadline = started + op_timeout.min(s.rollout_timeout);
+    let deadline = crate::resources::common::deadline(op_timeout.min(s.rollout_timeout));
     let annotation = spec_annotation(planned)?;
     if let Err(e) = apply_objects(kube.as_ref(), &s, &annotation).await {
         let state = match prior {
             // An update keeps what exists in state.
-            Some(p) => observe(ctx, p).await.ok().flatten(),
+            Some(p) => observe_after_failure(ctx, p).await,
             // A create removes the objects it managed to make; if that fails too, the state
             // of what exists is returned so nothing is orphaned.
             None => {
-                match delete_objects(kube.as_ref(), &s, Instant::now() + Duration::from_secs(120))
-                    .await
+                match delete_objects(
+                    kube.as_ref(),
+                    &s,
+                    crate::resources::common::deadline(Duration::from_secs(120)),
+                    &ctx.cancel,
+                )
+                .await
                 {
                     Ok(()) => None,
-                    Err(_) => observe(ctx, planned)
-                        .await
-                        .ok()
-                        .flatten()
-                        .or_else(|| Some(placeholder(planned))),
+                    Err(c) => {
+                        tracing::error!(error = %c.report(), "removing the objects of the failed create failed; returning what exists");
+                        observe_after_failure(ctx, planned)
+                            .await
+                            .or_else(|| Some(placeholder(planned)))
+                    }
                 }
             }
         };
@@ -200,7 +215,7 @@ pub async fn apply(
     let what = describe(&failure);
     tracing::warn!(endpoint = %s.name, failure = %what, "rollout failed");
     if !s.auto_rollback {
-        let state = observe(ctx, planned).await.ok().flatten();
+        let state = observe_after_failure(ctx, planned).await;
         return Err(ApplyError {
             error: rollout_error("Rollout failed", format!("{what}\nauto_rollback is off: the failed revision is left in place for inspection.")),
             state,
@@ -212,16 +227,14 @@ pub async fn apply(
             let restore = async {
                 resolve(kube.as_ref(), &mut p).await?;
                 apply_objects(kube.as_ref(), &p, &spec_annotation(prior)?).await?;
-                let back = Instant::now() + p.rollout_timeout;
+                let back = crate::resources::common::deadline(p.rollout_timeout);
                 wait_rollout(kube.as_ref(), ctx, &p, back)
                     .await
                     .map_err(|e| rollout_error("Rollback failed", describe(&e)))
             }
             .await;
-            let state = observe(ctx, prior)
+            let state = observe_after_failure(ctx, prior)
                 .await
-                .ok()
-                .flatten()
                 .or_else(|| Some(prior.clone()));
             let (summary, detail) = match restore {
                 Ok(()) => ("Rollout failed and was rolled back", format!(
@@ -237,14 +250,19 @@ pub async fn apply(
         }
         None => {
             // Nothing to roll back to: remove what this create made, so nothing half-made stays.
-            let cleanup =
-                delete_objects(kube.as_ref(), &s, Instant::now() + Duration::from_secs(120)).await;
+            let cleanup = delete_objects(
+                kube.as_ref(),
+                &s,
+                crate::resources::common::deadline(Duration::from_secs(120)),
+                &ctx.cancel,
+            )
+            .await;
             let (summary, detail, state) = match cleanup {
                 Ok(()) => ("Rollout failed and was rolled back", format!("{what}\nRolled back: the endpoint's objects were removed; nothing was created."), None),
                 Err(e) => (
                     "Rollout failed and so did the cleanup",
                     format!("{what}\nRemoving the endpoint's objects also failed: {e}"),
-                    observe(ctx, planned).await.ok().flatten().or_else(|| Some(placeholder(planned))),
+                    observe_after_failure(ctx, planned).await.or_else(|| Some(placeholder(planned))),
                 ),
             };
             Err(ApplyError {
@@ -397,6 +415,7 @@ async fn delete_objects(
     kube: &dyn KubeApi,
     s: &EndpointSpec,
     deadline: Instant,
+    cancel: &crate::context::Cancel,
 ) -> Result<(), ResourceError> {
     let ns = &s.namespace;
     let deployments = [manifests::deployment_name(s, Track::Canary), s.name.clone()];
@@ -407,19 +426,22 @@ async fn delete_objects(
         kube.delete(k, ns, &s.name).await?;
     }
     for d in &deployments {
-        rollout::wait_gone(kube, Kind::Deployment, ns, d, deadline).await?;
+        rollout::wait_gone(kube, Kind::Deployment, ns, d, deadline, cancel).await?;
     }
     for k in ALL_KINDS {
-        rollout::wait_gone(kube, k, ns, &s.name, deadline).await?;
+        rollout::wait_gone(kube, k, ns, &s.name, deadline, cancel).await?;
     }
     Ok(())
 }
 
 pub async fn delete(ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
     let s = EndpointSpec::from_value(prior);
-    let deadline = Instant::now()
-        + crate::resources::common::timeout(prior, "delete", Duration::from_secs(600));
-    delete_objects(ctx.kube()?.as_ref(), &s, deadline).await
+    let deadline = crate::resources::common::deadline(crate::resources::common::timeout(
+        prior,
+        "delete",
+        Duration::from_secs(600),
+    ));
+    delete_objects(ctx.kube()?.as_ref(), &s, deadline, &ctx.cancel).await
 }
 
 /// Import by `namespace/name`: the arguments come from the spec annotation paved wrote on the

@@ -1,7 +1,7 @@
 //! The endpoint's arguments as typed Rust, with defaults for blocks the user left out.
 
 use crate::cty::Value;
-use crate::resources::common::parse_duration;
+use crate::resources::common::{parse_duration, MAX_DURATION};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -99,7 +99,8 @@ impl EndpointSpec {
                 .get("startup_timeout")
                 .as_str()
                 .and_then(parse_duration)
-                .unwrap_or(Duration::from_secs(300)),
+                .unwrap_or(Duration::from_secs(300))
+                .min(MAX_DURATION),
             canary: (!c.is_null()).then(|| Canary {
                 version: s(c.get("version"), ""),
                 image: c
@@ -115,7 +116,8 @@ impl EndpointSpec {
                 .get("timeout")
                 .as_str()
                 .and_then(parse_duration)
-                .unwrap_or(Duration::from_secs(600)),
+                .unwrap_or(Duration::from_secs(600))
+                .min(MAX_DURATION),
             auto_rollback: ro.get("auto_rollback").as_bool().unwrap_or(true),
             pool_id: v.get("pool_id").as_str().map(String::from),
             vector_db_id: v.get("vector_db_id").as_str().map(String::from),

@@ -2,8 +2,14 @@
 
 use crate::cty::Value;
 use crate::diag::{AttrPath, Diagnostics};
-use crate::resources::common::{is_dns_label, parse_duration, validate_timeouts};
+use crate::resources::common::{
+    check_count, check_duration, check_len, is_dns_label, validate_timeouts,
+};
 use crate::resources::gpu_compute_pool::catalog;
+
+/// Platform limits (documented in docs/resources/model_endpoint.md, "Limits").
+pub const MAX_REPLICAS: i64 = 1000;
+pub const MAX_GPUS_PER_REPLICA: i64 = 16;
 
 pub fn validate(c: &Value) -> Diagnostics {
     let mut d = Diagnostics::new();
@@ -58,25 +64,32 @@ pub fn validate(c: &Value) -> Diagnostics {
             d.attr_error(AttrPath::attr("model").then("uri"), "Invalid model URI", format!("{u:?} has no scheme; write it like s3://bucket/path, gs://…, hf://org/model or https://…."));
         }
     }
-    if let Some(p) = c.get("runtime").get("port").as_i64() {
-        if !(1..=65535).contains(&p) {
-            d.attr_error(
-                AttrPath::attr("runtime").then("port"),
-                "Invalid port",
-                format!("{p} is not a TCP port (1-65535)."),
-            );
-        }
-    }
+    check_len(
+        c.get("model").get("uri"),
+        AttrPath::attr("model").then("uri"),
+        2048,
+        "model.uri",
+        &mut d,
+    );
+    check_count(
+        c.get("runtime").get("port"),
+        AttrPath::attr("runtime").then("port"),
+        1,
+        65535,
+        "runtime.port (a TCP port)",
+        &mut d,
+    );
     let cuda = c.get("runtime").get("cuda_version");
     catalog::checks::cuda(cuda, AttrPath::attr("runtime").then("cuda_version"), &mut d);
-    if let Some(g) = c.get("resources").get("gpus").as_i64() {
-        if g < 0 {
-            d.attr_error(
-                AttrPath::attr("resources").then("gpus"),
-                "Negative GPU count",
-                "resources.gpus must be 0 or more.",
-            );
-        } else if g > 0 && cuda.is_null() {
+    if let Some(g) = check_count(
+        c.get("resources").get("gpus"),
+        AttrPath::attr("resources").then("gpus"),
+        0,
+        MAX_GPUS_PER_REPLICA,
+        "resources.gpus",
+        &mut d,
+    ) {
+        if g > 0 && cuda.is_null() {
             d.attr_error(
                 AttrPath::attr("resources").then("gpus"),
                 "GPUs need a GPU-capable runtime",
@@ -87,16 +100,23 @@ pub fn validate(c: &Value) -> Diagnostics {
     let a = c.get("autoscaling");
     let at = |x: &str| AttrPath::attr("autoscaling").then(x);
     let (min, max) = (
-        a.get("min_replicas").as_i64(),
-        a.get("max_replicas").as_i64(),
-    );
-    if min.is_some_and(|m| m < 1) {
-        d.attr_error(
+        check_count(
+            a.get("min_replicas"),
             at("min_replicas"),
-            "Too few replicas",
-            "autoscaling.min_replicas must be at least 1.",
-        );
-    }
+            1,
+            MAX_REPLICAS,
+            "autoscaling.min_replicas",
+            &mut d,
+        ),
+        check_count(
+            a.get("max_replicas"),
+            at("max_replicas"),
+            1,
+            MAX_REPLICAS,
+            "autoscaling.max_replicas",
+            &mut d,
+        ),
+    );
     if let (Some(mn), Some(mx)) = (min, max) {
         if mn > mx {
             d.attr_error(
@@ -106,24 +126,24 @@ pub fn validate(c: &Value) -> Diagnostics {
             );
         }
     }
-    if let Some(t) = a.get("target_cpu_utilization").as_i64() {
-        if !(1..=100).contains(&t) {
-            d.attr_error(
-                at("target_cpu_utilization"),
-                "Invalid CPU target",
-                "target_cpu_utilization is a percentage between 1 and 100.",
-            );
-        }
-    }
-    if let Some(p) = c.get("canary").get("traffic_percent").as_i64() {
-        let path = AttrPath::attr("canary").then("traffic_percent");
-        if !(0..=100).contains(&p) {
-            d.attr_error(
-                path,
-                "Invalid canary traffic share",
-                format!("traffic_percent = {p} must be between 0 and 100."),
-            );
-        } else if p > 0 && p < 100 && min.unwrap_or(1) < 2 && !a.get("min_replicas").is_unknown() {
+    check_count(
+        a.get("target_cpu_utilization"),
+        at("target_cpu_utilization"),
+        1,
+        100,
+        "autoscaling.target_cpu_utilization (a percentage)",
+        &mut d,
+    );
+    let path = AttrPath::attr("canary").then("traffic_percent");
+    if let Some(p) = check_count(
+        c.get("canary").get("traffic_percent"),
+        path.clone(),
+        0,
+        100,
+        "canary.traffic_percent (a percentage)",
+        &mut d,
+    ) {
+        if p > 0 && p < 100 && min.unwrap_or(1) < 2 && !a.get("min_replicas").is_unknown() {
             d.attr_error(
                 path,
                 "Canary needs at least two replicas",
@@ -132,15 +152,12 @@ pub fn validate(c: &Value) -> Diagnostics {
         }
     }
     for (block, attr) in [("health", "startup_timeout"), ("rollout", "timeout")] {
-        if let Some(s) = c.get(block).get(attr).as_str() {
-            if parse_duration(s).is_none_or(|d| d.as_secs() == 0) {
-                d.attr_error(
-                    AttrPath::attr(block).then(attr),
-                    "Invalid duration",
-                    format!("{s:?} is not a duration; write it like \"30s\", \"5m\" or \"1h\"."),
-                );
-            }
-        }
+        check_duration(
+            c.get(block).get(attr),
+            AttrPath::attr(block).then(attr),
+            true,
+            &mut d,
+        );
     }
     validate_timeouts(c, &mut d);
     d

@@ -102,11 +102,7 @@ async fn apply_objects(
 }
 
 fn wait_failed(summary: &str, e: workload::WaitError, hint: &str) -> ResourceError {
-    ResourceError::Invalid {
-        path: None,
-        summary: summary.into(),
-        detail: format!("{}{hint}", e.describe()),
-    }
+    workload::failure(summary, e, hint)
 }
 
 /// Waits for the engine, then runs the bootstrap Job for the current collection list (unless
@@ -147,7 +143,7 @@ async fn converge(
         if let Some(Progress::Failed { .. }) = existing {
             // A Job that failed (e.g. the engine was down) is run again from scratch.
             kube.delete(Kind::Job, ns, &job).await?;
-            workload::wait_gone(kube, Kind::Job, ns, &job, deadline).await?;
+            workload::wait_gone(kube, Kind::Job, ns, &job, deadline, &ctx.cancel).await?;
         }
         if existing != Some(Progress::Complete) {
             kube.apply(Kind::Job, ns, &manifests::bootstrap_job(s))
@@ -208,7 +204,8 @@ pub async fn apply(
         .map_or_else(workload::random_secret, str::to_string);
     let mut planned = planned.clone();
     planned.set_attr("api_key", Value::string(&key));
-    let deadline = Instant::now() + timeout(&planned, op, Duration::from_secs(15 * 60));
+    let deadline =
+        crate::resources::common::deadline(timeout(&planned, op, Duration::from_secs(15 * 60)));
     let annotation = annotation(&planned)?;
     let result = match apply_objects(kube.as_ref(), &s, &key, &annotation).await {
         Ok(()) => converge(ctx, kube.as_ref(), &s, deadline).await,
@@ -234,10 +231,16 @@ pub async fn apply(
                 // nothing is left outside Terraform's state.
                 Ok(None) if prior.is_none() => match delete(ctx, &planned).await {
                     Ok(()) => None,
-                    Err(_) => Some(placeholder(&planned)),
+                    Err(c) => {
+                        tracing::error!(error = %c.report(), "removing the objects of the failed create failed; returning what may exist");
+                        Some(placeholder(&planned))
+                    }
                 },
                 Ok(None) => prior.cloned(),
-                Err(_) => Some(placeholder(&planned)),
+                Err(r) => {
+                    tracing::warn!(error = %r.report(), "cannot read what the failed apply left; returning a placeholder");
+                    Some(placeholder(&planned))
+                }
             };
             Err(ApplyError { error: e, state })
         }
@@ -349,7 +352,8 @@ pub async fn delete(ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
     let kube = ctx.kube()?;
     let s = VectorDbSpec::from_value(prior);
     let ns = &s.namespace;
-    let deadline = Instant::now() + timeout(prior, "delete", Duration::from_secs(600));
+    let deadline =
+        crate::resources::common::deadline(timeout(prior, "delete", Duration::from_secs(600)));
     let mut objects = vec![
         (Kind::CronJob, s.backup_name()),
         (Kind::Secret, s.backup_credentials_name()),
@@ -360,8 +364,16 @@ pub async fn delete(ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
     objects.extend(companions(&s).into_iter().filter(|(k, n)| {
         !matches!(k, Kind::CronJob | Kind::PodDisruptionBudget) && *n != s.backup_credentials_name()
     }));
-    workload::delete_all(kube.as_ref(), ns, &objects, deadline).await?;
-    workload::delete_labelled(kube.as_ref(), Kind::Job, ns, &selector, deadline).await?;
+    workload::delete_all(kube.as_ref(), ns, &objects, deadline, &ctx.cancel).await?;
+    workload::delete_labelled(
+        kube.as_ref(),
+        Kind::Job,
+        ns,
+        &selector,
+        deadline,
+        &ctx.cancel,
+    )
+    .await?;
     // The StatefulSet's retention policy deletes its claims; any left behind (e.g. from
     // replicas scaled away) go too, so destroy leaves nothing.
     workload::delete_labelled(
@@ -370,6 +382,7 @@ pub async fn delete(ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
         ns,
         &selector,
         deadline,
+        &ctx.cancel,
     )
     .await
 }

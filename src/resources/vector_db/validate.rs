@@ -6,8 +6,13 @@ use super::engine::{self, Engine, DISTANCES};
 use crate::cty::Value;
 use crate::diag::{AttrPath, Diagnostics};
 use crate::resources::common::{
-    check_names, check_team, is_size, validate_cron, validate_timeouts,
+    check_count, check_names, check_size, check_team, validate_cron, validate_timeouts, TI,
 };
+
+/// Platform limits (documented in docs/resources/vector_db.md, "Limits").
+pub const MAX_REPLICAS: i64 = 1000;
+pub const MAX_VOLUME: u64 = 64 * TI;
+pub const MAX_MEMORY: u64 = 4 * TI;
 use crate::resources::workload::label_value;
 use std::collections::HashSet;
 
@@ -37,14 +42,15 @@ pub fn validate(c: &Value) -> Diagnostics {
             d.attr_error(AttrPath::attr("engine_version"), "Unknown engine version", format!("paved has no pinned image for {} {v}; use one of: {} (or leave engine_version out for {}).", e.name(), e.versions().join(", "), e.default_version()));
         }
     }
-    if let Some(r) = c.get("replicas").as_i64() {
-        if r < 1 {
-            d.attr_error(
-                AttrPath::attr("replicas"),
-                "Invalid replica count",
-                "replicas must be 1 or more.",
-            );
-        } else if r > 1 && engine.is_some_and(|e| !e.clusters()) {
+    if let Some(r) = check_count(
+        c.get("replicas"),
+        AttrPath::attr("replicas"),
+        1,
+        MAX_REPLICAS,
+        "replicas",
+        &mut d,
+    ) {
+        if r > 1 && engine.is_some_and(|e| !e.clusters()) {
             d.attr_error(AttrPath::attr("replicas"), "Engine does not cluster", format!("{} runs a single PostgreSQL primary; {r} replicas would be independent databases with diverging data. Use replicas = 1, or engine = \"qdrant\", which clusters.", engine.map_or("", |e| e.name())));
         }
     }
@@ -54,21 +60,22 @@ pub fn validate(c: &Value) -> Diagnostics {
         }
     }
     let st = c.get("storage");
-    if let Some(q) = st.get("size").as_str().filter(|q| !is_size(q)) {
-        d.attr_error(
-            AttrPath::attr("storage").then("size"),
-            "Invalid size",
-            format!("{q:?} is not a volume size; write it like \"10Gi\" or \"500Mi\"."),
-        );
-    }
-    let r = c.get("resources");
-    if let Some(q) = r.get("memory").as_str().filter(|q| !is_size(q)) {
-        d.attr_error(
-            AttrPath::attr("resources").then("memory"),
-            "Invalid memory",
-            format!("{q:?} is not a memory quantity; write it like \"1Gi\" or \"512Mi\"."),
-        );
-    }
+    check_size(
+        st.get("size"),
+        AttrPath::attr("storage").then("size"),
+        MAX_VOLUME,
+        "64Ti",
+        "storage.size",
+        &mut d,
+    );
+    check_size(
+        c.get("resources").get("memory"),
+        AttrPath::attr("resources").then("memory"),
+        MAX_MEMORY,
+        "4Ti",
+        "resources.memory",
+        &mut d,
+    );
     let mut seen = HashSet::new();
     for (i, col) in c.get("collection").elements().iter().enumerate() {
         let at = |a: &str| AttrPath::attr("collection").index(i).then(a);
@@ -95,14 +102,21 @@ pub fn validate(c: &Value) -> Diagnostics {
                 );
             }
         }
-        if let Some(dim) = col.get("dimension").as_i64() {
-            if dim < 1 {
-                d.attr_error(
-                    at("dimension"),
-                    "Invalid dimension",
-                    format!("dimension = {dim}: a vector needs at least one dimension."),
-                );
-            } else if let Some(e) = engine.filter(|e| dim > e.max_dimension()) {
+        // The bound is the largest any engine takes; the engine's own limit follows with its reason.
+        let widest = Engine::ALL
+            .iter()
+            .map(|e| e.max_dimension())
+            .max()
+            .unwrap_or(65_536);
+        if let Some(dim) = check_count(
+            col.get("dimension"),
+            at("dimension"),
+            1,
+            widest,
+            "collection.dimension",
+            &mut d,
+        ) {
+            if let Some(e) = engine.filter(|e| dim > e.max_dimension()) {
                 let why = match e {
                     Engine::Pgvector => format!("pgvector's HNSW and IVFFlat indexes support at most 2,000 dimensions for the vector type, so a {dim}-dimension collection could not be indexed. Use an embedding model with at most 2,000 dimensions (or truncate Matryoshka embeddings), or engine = \"qdrant\"."),
                     Engine::Qdrant => format!("qdrant supports at most {} dimensions per vector.", e.max_dimension()),
