@@ -81,8 +81,7 @@ def test_lifecycle(example, cluster):
     assert cluster.get("statefulsets", selector="paved.dev/vector-db=embeddings")["items"] == []
 
 
-def test_missing_vector_db_fails_before_changing_anything(tmp_path, cli_config, cluster):
-    from conftest import Terraform
+def test_missing_vector_db_fails_before_changing_anything(tmp_path, cli, cluster):
     (tmp_path / "main.tf").write_text(f'''
 terraform {{
   required_providers {{
@@ -103,7 +102,7 @@ resource "paved_feature_store" "orphan" {{
   }}
 }}
 ''')
-    tf = Terraform(tmp_path, cli_config)
+    tf = cli.runner(tmp_path)
     code, out = tf.run("apply", "-auto-approve", check=False)
     assert code == 1 and "Vector database not found" in out and "vector_db_id" in out, out
     assert tf.run("state", "list")[1].strip() == ""

@@ -1,7 +1,9 @@
 """paved_gpu_compute_pool end to end: real Terraform CLI, real provider binary, LocalStack EC2.
 
 Every check reads the cloud through the EC2 API, not just Terraform's state."""
-from conftest import pool_instances, pool_templates
+import re
+
+from conftest import plan_summary, pool_instances, pool_templates
 
 ADDR = "paved_gpu_compute_pool.training"
 
@@ -16,7 +18,7 @@ def test_lifecycle(example, ec2):
 
     # Plan needs no cloud: point the provider at a dead endpoint and plan a create.
     code, out = tf.plan_exitcode("-var", "aws_endpoint=http://127.0.0.1:9")
-    assert code == 2 and "1 to add" in out
+    assert code == 2 and plan_summary(out) == (1, 0, 0), out
 
     tf.apply()
     pool = tf.state(ADDR)
@@ -47,7 +49,7 @@ def test_lifecycle(example, ec2):
 
     # Resize up and down in place: no replacement, exact counts in EC2.
     code, out = tf.plan_exitcode("-var", "desired=4")
-    assert code == 2 and "1 to change" in out and "destroy" not in out.split("Plan:")[1].split("\n")[0].replace("0 to destroy", "")
+    assert code == 2 and plan_summary(out) == (0, 1, 0) and "forces replacement" not in out, out
     tf.apply("-var", "desired=4")
     assert len(pool_instances(ec2, pool_id)) == 4
     assert tf.state(ADDR)["id"] == pool_id
@@ -80,7 +82,7 @@ def test_lifecycle(example, ec2):
     victim = pool_instances(ec2, pool_id)[0]["InstanceId"]
     ec2.terminate_instances(InstanceIds=[victim])
     code, out = tf.plan_exitcode("-var", "desired=2")
-    assert code == 2 and "desired = 1 -> 2" in out, out
+    assert code == 2 and re.search(r"~ desired\s+= 1 -> 2\b", out), out
     tf.apply("-var", "desired=2")
     live = pool_instances(ec2, pool_id)
     assert len(live) == 2 and victim not in {i["InstanceId"] for i in live}
@@ -102,7 +104,7 @@ def test_whole_pool_deleted_out_of_band_is_recreated(example, ec2):
     for lt in pool_templates(ec2, pool_id):
         ec2.delete_launch_template(LaunchTemplateId=lt["LaunchTemplateId"])
     code, out = tf.plan_exitcode("-var", "desired=1")
-    assert code == 2 and "1 to add" in out, out
+    assert code == 2 and plan_summary(out) == (1, 0, 0), out
     tf.apply("-var", "desired=1")
     new_id = tf.state(ADDR)["id"]
     assert new_id == pool_id and len(pool_instances(ec2, new_id)) == 1  # the ID derives from region and name
@@ -117,7 +119,7 @@ def test_tags_and_team_update_in_place(example, ec2):
     main = tf.dir / "main.tf"
     main.write_text(main.read_text().replace('owner = "alice"', 'owner = "bob"').replace('team               = "recsys"', 'team               = "search"'))
     code, out = tf.plan_exitcode("-var", "desired=1")
-    assert code == 2 and "1 to change" in out and "forces replacement" not in out, out
+    assert code == 2 and plan_summary(out) == (0, 1, 0) and "forces replacement" not in out, out
     tf.apply("-var", "desired=1")
     assert tf.state(ADDR)["id"] == pool_id
     [inst] = pool_instances(ec2, pool_id)
@@ -135,6 +137,7 @@ def test_tags_and_team_update_in_place(example, ec2):
     # A change to a replace-only argument says so in the plan.
     main.write_text(main.read_text().replace('cuda_version   = "12.2"', 'cuda_version   = "12.1"'))
     code, out = tf.plan_exitcode("-var", "desired=1")
-    assert code == 2 and "forces replacement" in out and "cuda_version" in out
+    assert code == 2 and plan_summary(out) == (1, 0, 1), out
+    assert re.search(r"~ cuda_version\s+= \"12\.2\" -> \"12\.1\" # forces replacement", out), out
     tf.run("destroy", "-auto-approve", "-var", "desired=1")
     assert pool_instances(ec2, pool_id) == []

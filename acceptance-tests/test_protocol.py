@@ -7,7 +7,7 @@ import shutil
 import signal
 import subprocess
 
-from conftest import PROVIDER_BIN, REPO, TERRAFORM, Terraform
+from conftest import PROVIDER_BIN, REPO, plan_summary
 
 COOKIE = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2"
 
@@ -39,7 +39,8 @@ def test_handshake_line_and_prompt_exit(tmp_path):
         p.wait()
 
 
-def test_debug_mode_attaches_terraform_through_reattach(tmp_path):
+def test_debug_mode_attaches_terraform_through_reattach(tmp_path, cli):
+    """`--debug` prints a TF_REATTACH_PROVIDERS value that attaches Terraform and OpenTofu alike."""
     proc = subprocess.Popen([str(PROVIDER_BIN), "--debug"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         reattach = None
@@ -50,28 +51,33 @@ def test_debug_mode_attaches_terraform_through_reattach(tmp_path):
                 reattach = m.group(1)
                 break
         assert reattach, "debug mode printed no TF_REATTACH_PROVIDERS"
-        cfg = json.loads(reattach)["registry.terraform.io/paved/paved"]
+        # No hostname in the key: each CLI fills in its own default registry.
+        providers = json.loads(reattach)
+        assert list(providers) == ["paved/paved"], providers
+        cfg = providers["paved/paved"]
         assert cfg["Test"] is True and cfg["ProtocolVersion"] == 6
         shutil.copytree(REPO / "examples" / "gpu_compute_pool", tmp_path / "ex")
-        env = dict(os.environ, TF_REATTACH_PROVIDERS=reattach, CHECKPOINT_DISABLE="1")
-        env.pop("TF_CLI_CONFIG_FILE", None)
-        p = subprocess.run([TERRAFORM, "plan", "-no-color", "-var", "aws_endpoint=http://127.0.0.1:9"],
+        # A real CLI config without dev_overrides: the provider can only come from the reattach.
+        rc = tmp_path / "empty.tfrc"
+        rc.write_text("")
+        env = dict(os.environ, TF_REATTACH_PROVIDERS=reattach, CHECKPOINT_DISABLE="1", TF_CLI_CONFIG_FILE=str(rc))
+        p = subprocess.run([cli.path, "plan", "-no-color", "-var", "aws_endpoint=http://127.0.0.1:9"],
                            cwd=tmp_path / "ex", env=env, capture_output=True, text=True, timeout=120)
         assert p.returncode == 0, p.stdout + p.stderr
-        assert "1 to add" in p.stdout
-        assert proc.poll() is None, "Terraform must not stop a debug-mode provider"
+        assert plan_summary(p.stdout) == (1, 0, 0), p.stdout
+        assert proc.poll() is None, f"{cli.name} must not stop a debug-mode provider"
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=10)
 
 
-def test_logs_are_hclog_json_and_never_hold_secrets(tmp_path, cli_config):
+def test_logs_are_hclog_json_and_never_hold_secrets(tmp_path, cli):
     secret = "s3cr3t-Zq8v-never-log-me"
     shutil.copytree(REPO / "examples" / "gpu_compute_pool", tmp_path / "ex")
     main = tmp_path / "ex" / "main.tf"
     main.write_text(main.read_text().replace('secret_key = "test"', f'secret_key = "{secret}"'))
     log = tmp_path / "tf.log"
-    tf = Terraform(tmp_path / "ex", cli_config, extra_env={"TF_LOG_PROVIDER": "TRACE", "TF_LOG_PATH": str(log)})
+    tf = cli.runner(tmp_path / "ex", extra_env={"TF_LOG_PROVIDER": "TRACE", "TF_LOG_PATH": str(log)})
     tf.apply("-var", "desired=1")
     tf.run("destroy", "-auto-approve", "-var", "desired=1")
     text = log.read_text()

@@ -4,6 +4,8 @@ nodes). Every check reads the cluster through the API, not only Terraform's stat
 import base64
 import time
 
+from conftest import plan_summary
+
 KINDS = ["statefulsets", "pods", "services", "secrets", "configmaps", "networkpolicies", "jobs", "cronjobs",
          "poddisruptionbudgets", "persistentvolumeclaims"]
 
@@ -22,7 +24,7 @@ def test_lifecycle(example, cluster):
     tf.run("validate")
     # Plans need no cluster.
     code, out = tf.plan_exitcode("-var", "kubeconfig=/nonexistent")
-    assert code == 2 and "2 to add" in out, out
+    assert code == 2 and plan_summary(out) == (2, 0, 0), out
 
     tf.apply(*kc)
     faq, docs = tf.state("paved_vector_db.faq"), tf.state("paved_vector_db.docs")
@@ -67,7 +69,7 @@ def test_lifecycle(example, cluster):
 
     # Immutable volume claims: a new size is a replacement in the plan, not an apply failure.
     code, out = tf.plan_exitcode(*kc, "-var", "storage_size=2Gi")
-    assert code == 2 and "forces replacement" in out and "1 to add, 0 to change, 1 to destroy" in out, out
+    assert code == 2 and "forces replacement" in out and plan_summary(out) == (1, 0, 1), out
     # An existing collection's dimension never changes.
     code, out = tf.run("plan", *kc, "-var", "docs_dimension=1024", check=False)
     assert code == 1 and "Collection dimension cannot change" in out and "768" in out, out
@@ -106,7 +108,7 @@ def test_lifecycle(example, cluster):
     # Deleted out of band: the plan re-creates it.
     cluster.run("delete", "statefulset", "faq", "--wait=true")
     code, out = tf.plan_exitcode(*kc, *one)
-    assert code == 2 and "1 to add" in out, out
+    assert code == 2 and plan_summary(out) == (1, 0, 0), out
     tf.apply(*kc, *one)
     assert tf.plan_exitcode(*kc, *one)[0] == 0
 
