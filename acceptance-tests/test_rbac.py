@@ -29,9 +29,9 @@ SUFFIX = f"-{RUN}"
 KINDS = ["gpucomputepools", "modelendpoints", "vectordbs", "featurestores"]
 
 
-def apply(k, docs):
+def apply(k, docs, verb="apply"):
     text = "\n---\n".join(json.dumps(d) for d in docs)
-    p = subprocess.run([k.bin, "--kubeconfig", k.kubeconfig, "apply", "-f", "-"], input=text,
+    p = subprocess.run([k.bin, "--kubeconfig", k.kubeconfig, verb, "-f", "-"], input=text,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
 
@@ -278,8 +278,8 @@ def test_a_missing_rule_is_reported_not_fatal(env, ec2):
     narrowed = json.loads(json.dumps(role))
     narrowed["rules"] = [r for r in role["rules"] if r["apiGroups"] != ["networking.k8s.io"]]
     assert len(narrowed["rules"]) == len(role["rules"]) - 1, "exactly one rule is for NetworkPolicies"
-    k.run("delete", "clusterrole", role["metadata"]["name"])  # apply would merge, not remove
-    apply(k, [narrowed])
+    # replace (PUT), not apply: an apply would keep the rule, a delete would leave a gap.
+    apply(k, [narrowed], verb="replace")
     ep, p = f"rbac-{RUN}-denied", f"rbac-{RUN}-pool2"
     try:
         wait_for("NetworkPolicy patch forbidden", lambda: subprocess.run(
@@ -297,8 +297,7 @@ def test_a_missing_rule_is_reported_not_fatal(env, ec2):
         assert http_status(env["health"] + "/healthz") == 200
         assert k.get("networkpolicy", ep, ns=NS) is None
     finally:
-        k.run("delete", "clusterrole", role["metadata"]["name"], check=False)
-        apply(k, [role])
+        apply(k, [role], verb="replace")
     # With the rule back the same object converges, on its own retry.
     wait_ready(k, "modelendpoint", ep, timeout=150)
     assert k.get("networkpolicy", ep, ns=NS) is not None

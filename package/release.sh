@@ -62,10 +62,10 @@ fi
 [ -x "$xp" ] || die "Crossplane CLI not found at $xp"
 xpkg="$dist/provider-paved-$version.xpkg"
 rm -f "$xpkg"
-# Only crossplane.yaml and crds/ belong in the package; the plain install manifests and the
-# build scripts next to them do not.
-"$xp" xpkg build --package-root "$here" --ignore 'rbac/*,*.sh,*.py' \
-  --embed-runtime-image-tarball "$image" --package-file "$xpkg" >&2
+# Only crossplane.yaml and crds/ belong in the package: xpkg build reads every YAML file under
+# the root, so the plain install manifests in rbac/ are left out (scripts are not YAML).
+"$xp" xpkg build --package-root "$here" --ignore 'rbac/*' \
+  --embed-runtime-image-tarball "$image" -o "$xpkg" >&2
 
 zip="$dist/terraform-provider-paved_${version}_linux_amd64.zip"
 echo "version=$version"
