@@ -1,7 +1,8 @@
 """Release artifacts as the people they are for install them: `bash package/release.sh`, then
 `terraform init` (Terraform 1.0.3, the current Terraform, OpenTofu) from the provider mirror it
-writes, with no dev_overrides; the lock file's hashes checked against SHA256SUMS and against
-an independent computation; a plan of examples/gpu_compute_pool (offline); a second release run
+writes (on disk and served over HTTPS), with no dev_overrides; the lock file's h1: hash checked
+against an independent computation from the zip SHA256SUMS names, a lock seeded with the zh:
+hash from SHA256SUMS verified by init (and a wrong one refused); a plan of examples/gpu_compute_pool (offline); a second release run
 byte-identical; the controller image read as an OCI layout (the binary inside is the released
 one and runs); the Crossplane package checked by the real Crossplane CLI.
 
@@ -141,12 +142,26 @@ def test_init_from_the_filesystem_mirror_and_plan(release, tmp_path, name):
     zip_path = mirror / host / "paved" / "paved" / zip_name
     assert h1_of_zip(zip_path) in hashes, (hashes, h1_of_zip(zip_path))
 
-    # `providers lock` against the same mirror records the archive's zh: hash, which is the
-    # SHA256SUMS line of the released zip.
+    # `providers lock` against the same mirror keeps exactly that hash (a mirror has no signed
+    # checksums, so the CLIs record only what they computed).
     run(binary, ["providers", "lock", f"-fs-mirror={mirror}", "-platform=linux_amd64"], work, rc)
-    _, hashes = lock_hashes(work, host)
-    assert f"zh:{sums(release)[zip_name]}" in hashes, hashes
+    assert h1_of_zip(zip_path) in lock_hashes(work, host)[1]
     assert sums(release)[zip_name] == sha256(release["zip"]) == sha256(zip_path)
+
+    # A lock file seeded from SHA256SUMS (the zh: hash, as a team pins a release it got outside
+    # a registry) is verified by init against the package, and a wrong one refused.
+    for good in (True, False):
+        shutil.rmtree(work / ".terraform")
+        zh = sums(release)[zip_name] if good else "0" * 64
+        (work / ".terraform.lock.hcl").write_text(
+            f'provider "{host}/paved/paved" {{\n  version     = "{VERSION}"\n  constraints = "{VERSION}"\n'
+            f'  hashes = [\n    "zh:{zh}",\n  ]\n}}\n')
+        code, out = run(binary, ["init", "-input=false"], work, rc, check=False)
+        if good:
+            assert code == 0, out
+            assert set(lock_hashes(work, host)[1]) == {f"zh:{zh}", h1_of_zip(zip_path)}
+        else:
+            assert code != 0 and "match any of the checksums" in " ".join(out.split()), out
 
     # The installed provider plans the example with no cloud reachable.
     code, out = run(binary, ["plan", "-input=false", "-detailed-exitcode", "-var",
@@ -177,7 +192,7 @@ def https_mirror(release, tmp_path):
     srv.shutdown()
 
 
-@pytest.mark.parametrize("name", ["terraform-current", "opentofu"])
+@pytest.mark.parametrize("name", list(CLIS))
 def test_init_from_the_network_mirror(release, https_mirror, tmp_path, name):
     binary = cli(name)
     host = HOST[name]
@@ -187,12 +202,10 @@ def test_init_from_the_network_mirror(release, https_mirror, tmp_path, name):
     work = configuration(tmp_path)
     _, out = run(binary, ["init", "-input=false"], work, rc, extra_env={"SSL_CERT_FILE": str(ca)})
     assert f"paved/paved v{VERSION}" in out, out
-    _, hashes = lock_hashes(work, host)
-    # From a network mirror the CLI records the zh: hash the mirror's VERSION.json lists
-    # (after checking the download against it) and the h1: hash of what it unpacked.
-    zip_name = f"terraform-provider-paved_{VERSION}_linux_amd64.zip"
-    assert f"zh:{sums(release)[zip_name]}" in hashes, hashes
-    assert h1_of_zip(release["zip"]) in hashes, hashes
+    # The download is checked against the zh: hash in VERSION.json (the SHA256SUMS line) ...
+    assert "verified checksum" in out, out
+    # ... and the lock records the h1: hash of the package that hash names.
+    assert lock_hashes(work, host)[1] == [h1_of_zip(release["zip"])]
 
 
 def test_release_is_reproducible(release, tmp_path):
