@@ -308,26 +308,84 @@ def xp():
     return str(XP)
 
 
+def xpkg_files(path: Path) -> dict:
+    """Regular files of every layer of an xpkg (a docker-save archive written by `xpkg build`)."""
+    files = {}
+    with tarfile.open(path) as t:
+        [m] = json.loads(t.extractfile("manifest.json").read())
+        for layer in m["Layers"]:
+            raw = t.extractfile(layer).read()
+            data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+            with tarfile.open(fileobj=io.BytesIO(data)) as lt:
+                for e in lt.getmembers():
+                    if e.isfile():
+                        files[e.name] = lt.extractfile(e).read()
+    return files
+
+
+MR_OK = """apiVersion: paved.dev/v1alpha1
+kind: GpuComputePool
+metadata: {name: ok}
+spec:
+  forProvider:
+    name: recsys-training
+    team: recsys
+    imageId: ami-04681a1dbd79675a5
+    availabilityZones: [us-east-1a]
+    accelerator: {type: nvidia-a10g, count: 1}
+    nodes: {min: 0, max: 4, desired: 2}
+---
+apiVersion: paved.dev/v1alpha1
+kind: VectorDB
+metadata: {name: ok}
+spec:
+  writeConnectionSecretToRef: {name: c, namespace: search}
+  forProvider: {name: rag, namespace: search, engine: pgvector, collection: [{name: chunks, dimension: 1024}]}
+"""
+MR_BAD = """apiVersion: paved.dev/v1alpha1
+kind: GpuComputePool
+metadata: {name: bad}
+spec:
+  forProvider:
+    name: recsys-training
+    nodes: {min: "zero"}
+"""
+
+
 def test_xpkg_checks_clean_with_the_crossplane_cli(release, tmp_path):
     xpkg = Path(release["xpkg"])
     assert xpkg.is_file() and xpkg.stat().st_size > 0
-    out = tmp_path / "extracted"
-    # `xpkg extract --from-xpkg` reads the package image's package layer back out.
-    p = subprocess.run([xp(), "xpkg", "extract", "--from-xpkg", str(xpkg), "-o", str(out / "out.gz")],
-                       capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr
-    with gzip.open(out / "out.gz", "rt") as f:
-        stream = f.read()
-    kinds = re.findall(r"(?m)^kind: (\S+)", stream)
-    assert "Provider" in kinds and kinds.count("CustomResourceDefinition") == 5, kinds
-    for plural in ("gpucomputepools", "modelendpoints", "vectordbs", "featurestores", "providerconfigs"):
-        assert f"name: {plural}.paved.dev" in stream, plural
-    assert "ServiceAccount" not in kinds and "DeploymentRuntimeConfig" not in kinds
-    # The package's objects validate against their schemas with the CLI's validator
-    # (Provider metadata and CRDs are checked against the Crossplane/Kubernetes schemas).
-    (out / "package.yaml").write_text(stream)
-    crds = CACHE / "xpcli" / XP.parent.parent.name / "crds"
-    p = subprocess.run([xp(), "beta", "validate", str(crds), str(out / "package.yaml"),
-                        "--cache-dir", str(tmp_path / "xpcache")],
+    # The runtime image is embedded: the package's layers carry the released binary.
+    files = xpkg_files(xpkg)
+    assert files["terraform-provider-paved"] == Path(release["binary"]).read_bytes()
+    assert "package.yaml" in files
+    # `xpkg extract --from-xpkg` reads the package stream back out, as Crossplane's cache does.
+    out = tmp_path / "out.gz"
+    p = subprocess.run([xp(), "xpkg", "extract", "--from-xpkg", str(xpkg), "-o", str(out)],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
+    with gzip.open(out, "rt") as f:
+        docs = [d for d in yaml_load_all(f.read()) if d]
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == ["CustomResourceDefinition"] * 5 + ["Provider"], kinds
+    [meta] = [d for d in docs if d["kind"] == "Provider"]
+    assert meta["apiVersion"] == "meta.pkg.crossplane.io/v1"
+    assert meta["spec"]["controller"]["permissionRequests"], "the package requests its managed kinds"
+    crds = tmp_path / "crds.yaml"
+    crds.write_text("\n---\n".join(json.dumps(d) for d in docs if d["kind"] == "CustomResourceDefinition"))
+    names = {d["metadata"]["name"] for d in docs if d["kind"] == "CustomResourceDefinition"}
+    assert names == {f"{p}.paved.dev" for p in ("gpucomputepools", "modelendpoints", "vectordbs",
+                                                 "featurestores", "providerconfigs")}
+    # Managed resources validate against the package's CRDs with the CLI's validator, and a
+    # wrong one is rejected (so a broken schema in the package cannot pass).
+    for text, ok in ((MR_OK, True), (MR_BAD, False)):
+        mrs = tmp_path / ("ok.yaml" if ok else "bad.yaml")
+        mrs.write_text(text)
+        p = subprocess.run([xp(), "beta", "validate", str(crds), str(mrs), "--cache-dir", str(tmp_path / "xpcache"),
+                            "--error-on-missing-schemas"], capture_output=True, text=True, timeout=300)
+        assert (p.returncode == 0) == ok, p.stdout + p.stderr
+
+
+def yaml_load_all(text):
+    import yaml
+    return list(yaml.safe_load_all(text))
