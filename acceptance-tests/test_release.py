@@ -245,6 +245,16 @@ def test_artifacts_are_what_registries_expect(release):
     assert p.returncode == 0, p.stderr
 
 
+def test_binary_embeds_no_build_paths(release):
+    """Reproducible from any checkout: the checkout, the cargo registry and the toolchain are
+    remapped, so none of those absolute paths is in the binary."""
+    data = Path(release["binary"]).read_bytes()
+    sysroot = subprocess.run(["rustc", "--print", "sysroot"], capture_output=True, text=True).stdout.strip()
+    cargo_home = os.environ.get("CARGO_HOME", str(Path.home() / ".cargo"))
+    for path in {str(REPO), cargo_home, sysroot} - {""}:
+        assert path.encode() not in data, f"{path} is embedded in the release binary"
+
+
 def sys_python():
     import sys
     return sys.executable

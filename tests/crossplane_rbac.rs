@@ -26,7 +26,7 @@ fn committed_manifests_match_the_code() {
 fn package_requests_the_managed_kinds_and_describes_every_kind() {
     let text = std::fs::read_to_string(package().join("crossplane.yaml")).unwrap();
     let meta: J = serde_yaml::from_str(&text).unwrap();
-    let want: Vec<J> = rbac::managed_kind_rules(&paved::resources::all())
+    let want: Vec<J> = rbac::permission_requests(&paved::resources::all())
         .iter()
         .map(rbac::Rule::to_json)
         .collect();
