@@ -77,10 +77,9 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             "--namespace" => namespace = value("--namespace")?,
             "--health-port" => {
                 let v = value("--health-port")?;
-                opts.health_port =
-                    Some(v.parse().ok().filter(|p| *p > 0).ok_or_else(|| {
-                        format!("--health-port {v:?} is not a port number (1-65535)")
-                    })?);
+                opts.health_port = Some(v.parse().ok().filter(|p| *p > 0).ok_or_else(|| {
+                    format!("--health-port {v:?} is not a port number (1-65535)")
+                })?);
             }
             "--kubeconfig" => opts.kubeconfig = Some(PathBuf::from(value("--kubeconfig")?)),
             "--poll" => {

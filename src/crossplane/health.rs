@@ -52,7 +52,10 @@ pub fn respond(path: &str, ready: bool) -> (&'static str, &'static str) {
     match path {
         "/healthz" | "/livez" => ("200 OK", "ok\n"),
         "/readyz" if ready => ("200 OK", "ok\n"),
-        "/readyz" => ("503 Service Unavailable", "not ready: API server not reached yet\n"),
+        "/readyz" => (
+            "503 Service Unavailable",
+            "not ready: API server not reached yet\n",
+        ),
         _ => ("404 Not Found", "not found\n"),
     }
 }

@@ -182,12 +182,7 @@ pub fn objects(resources: &[Arc<dyn Resource>], namespace: &str) -> Vec<J> {
         binding("ClusterRoleBinding", "ClusterRole", None, NAME, namespace),
         role("Role", Some(namespace), NAME, &lease_rules()),
         binding("RoleBinding", "Role", Some(namespace), NAME, namespace),
-        role(
-            "Role",
-            Some(EVENTS_NAMESPACE),
-            &events_name,
-            &event_rules(),
-        ),
+        role("Role", Some(EVENTS_NAMESPACE), &events_name, &event_rules()),
         binding(
             "RoleBinding",
             "Role",
@@ -235,7 +230,10 @@ mod tests {
         );
         // Nothing wider: no wildcard, no kind nobody uses.
         for r in &rules {
-            assert!(!r.resources.iter().any(|x| x == "*" || x == "pods"), "{r:?}");
+            assert!(
+                !r.resources.iter().any(|x| x == "*" || x == "pods"),
+                "{r:?}"
+            );
             assert!(!r.group.contains('*'), "{r:?}");
         }
         assert!(verbs(&rules, "coordination.k8s.io", "leases").is_empty());

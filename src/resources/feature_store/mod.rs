@@ -26,14 +26,38 @@ pub const TYPE_NAME: &str = "paved_feature_store";
 /// objects (the registry claim is applied; leftover claims are found by label), and reads the
 /// Secret of a referenced vector database.
 const KUBE_ACCESS: &[KubeAccess] = &[
-    KubeAccess { kind: Kind::Secret, verbs: MANAGE },
-    KubeAccess { kind: Kind::ConfigMap, verbs: MANAGE },
-    KubeAccess { kind: Kind::Service, verbs: MANAGE },
-    KubeAccess { kind: Kind::NetworkPolicy, verbs: MANAGE },
-    KubeAccess { kind: Kind::StatefulSet, verbs: MANAGE },
-    KubeAccess { kind: Kind::Deployment, verbs: MANAGE },
-    KubeAccess { kind: Kind::CronJob, verbs: MANAGE },
-    KubeAccess { kind: Kind::PersistentVolumeClaim, verbs: MANAGE_LISTED },
+    KubeAccess {
+        kind: Kind::Secret,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::ConfigMap,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::Service,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::NetworkPolicy,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::StatefulSet,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::Deployment,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::CronJob,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::PersistentVolumeClaim,
+        verbs: MANAGE_LISTED,
+    },
 ];
 
 #[async_trait]

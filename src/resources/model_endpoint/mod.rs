@@ -23,14 +23,38 @@ pub struct ModelEndpoint;
 /// own objects; only reads the Secret of a referenced vector database and the ConfigMap of a
 /// referenced feature store.
 const KUBE_ACCESS: &[KubeAccess] = &[
-    KubeAccess { kind: Kind::Deployment, verbs: MANAGE },
-    KubeAccess { kind: Kind::HorizontalPodAutoscaler, verbs: MANAGE },
-    KubeAccess { kind: Kind::PodDisruptionBudget, verbs: MANAGE },
-    KubeAccess { kind: Kind::NetworkPolicy, verbs: MANAGE },
-    KubeAccess { kind: Kind::Service, verbs: MANAGE },
-    KubeAccess { kind: Kind::ServiceAccount, verbs: MANAGE },
-    KubeAccess { kind: Kind::Secret, verbs: READ },
-    KubeAccess { kind: Kind::ConfigMap, verbs: READ },
+    KubeAccess {
+        kind: Kind::Deployment,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::HorizontalPodAutoscaler,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::PodDisruptionBudget,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::NetworkPolicy,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::Service,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::ServiceAccount,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::Secret,
+        verbs: READ,
+    },
+    KubeAccess {
+        kind: Kind::ConfigMap,
+        verbs: READ,
+    },
 ];
 
 #[async_trait]

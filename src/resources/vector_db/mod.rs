@@ -8,7 +8,7 @@ pub mod schema;
 pub mod spec;
 mod validate;
 
-use crate::cloud::kube::{Kind, KubeAccess, MANAGE, MANAGE_LISTED, Verb};
+use crate::cloud::kube::{Kind, KubeAccess, Verb, MANAGE, MANAGE_LISTED};
 use crate::context::Context;
 use crate::cty::Value;
 use crate::diag::{AttrPath, Diagnostics};
@@ -27,15 +27,42 @@ pub const TYPE_NAME: &str = "paved_vector_db";
 /// own objects; bootstrap Jobs of earlier collection lists are found by label; claims are
 /// never written (the StatefulSet's template makes them), only found by label and deleted.
 const KUBE_ACCESS: &[KubeAccess] = &[
-    KubeAccess { kind: Kind::Secret, verbs: MANAGE },
-    KubeAccess { kind: Kind::ConfigMap, verbs: MANAGE },
-    KubeAccess { kind: Kind::Service, verbs: MANAGE },
-    KubeAccess { kind: Kind::NetworkPolicy, verbs: MANAGE },
-    KubeAccess { kind: Kind::PodDisruptionBudget, verbs: MANAGE },
-    KubeAccess { kind: Kind::StatefulSet, verbs: MANAGE },
-    KubeAccess { kind: Kind::CronJob, verbs: MANAGE },
-    KubeAccess { kind: Kind::Job, verbs: MANAGE_LISTED },
-    KubeAccess { kind: Kind::PersistentVolumeClaim, verbs: &[Verb::Get, Verb::List, Verb::Watch, Verb::Delete] },
+    KubeAccess {
+        kind: Kind::Secret,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::ConfigMap,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::Service,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::NetworkPolicy,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::PodDisruptionBudget,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::StatefulSet,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::CronJob,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::Job,
+        verbs: MANAGE_LISTED,
+    },
+    KubeAccess {
+        kind: Kind::PersistentVolumeClaim,
+        verbs: &[Verb::Get, Verb::List, Verb::Watch, Verb::Delete],
+    },
 ];
 
 #[async_trait]
