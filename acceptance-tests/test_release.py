@@ -384,7 +384,7 @@ def test_xpkg_checks_clean_with_the_crossplane_cli(release, tmp_path):
     assert kinds == ["CustomResourceDefinition"] * 5 + ["Provider"], kinds
     [meta] = [d for d in docs if d["kind"] == "Provider"]
     assert meta["apiVersion"] == "meta.pkg.crossplane.io/v1"
-    assert meta["spec"]["controller"]["permissionRequests"], "the package requests its managed kinds"
+    assert "GpuComputePool" in meta["metadata"]["annotations"]["meta.crossplane.io/readme"]
     crds = tmp_path / "crds.yaml"
     crds.write_text("\n---\n".join(json.dumps(d) for d in docs if d["kind"] == "CustomResourceDefinition"))
     names = {d["metadata"]["name"] for d in docs if d["kind"] == "CustomResourceDefinition"}
@@ -395,7 +395,7 @@ def test_xpkg_checks_clean_with_the_crossplane_cli(release, tmp_path):
     for text, ok in ((MR_OK, True), (MR_BAD, False)):
         mrs = tmp_path / ("ok.yaml" if ok else "bad.yaml")
         mrs.write_text(text)
-        p = subprocess.run([xp(), "beta", "validate", str(crds), str(mrs), "--cache-dir", str(tmp_path / "xpcache"),
+        p = subprocess.run([xp(), "resource", "validate", "--crossplane-image=", str(crds), str(mrs), "--cache-dir", str(tmp_path / "xpcache"),
                             "--error-on-missing-schemas"], capture_output=True, text=True, timeout=300)
         assert (p.returncode == 0) == ok, p.stdout + p.stderr
 

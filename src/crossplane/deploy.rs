@@ -111,15 +111,17 @@ pub fn deployment(namespace: &str) -> J {
 }
 
 /// The runtime config a Crossplane package install references
-/// (`spec.runtimeConfigRef.name: provider-paved`): Crossplane creates the Deployment and its
-/// service account (and grants the package's `permissionRequests`); this sets the rest.
-/// `package-runtime` is the container Crossplane runs the package image in.
+/// (`spec.runtimeConfigRef.name: provider-paved`): Crossplane creates the Deployment and the
+/// service account, named here after the one [`rbac::objects`] binds, because Crossplane v2
+/// grants a provider only its own CRDs, Secrets, ConfigMaps, core Events and Leases and has no
+/// permission requests. `package-runtime` is the container Crossplane runs the image in.
 pub fn deployment_runtime_config() -> J {
     json!({
         "apiVersion": "pkg.crossplane.io/v1beta1",
         "kind": "DeploymentRuntimeConfig",
         "metadata": {"name": rbac::NAME},
         "spec": {
+            "serviceAccountTemplate": {"metadata": {"name": rbac::NAME}},
             "deploymentTemplate": {
                 "spec": {
                     "replicas": 1,
@@ -207,6 +209,25 @@ pub fn check(dir: &Path, resources: &[Arc<dyn Resource>]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runtime_config_runs_as_the_bound_service_account() {
+        let drc = deployment_runtime_config();
+        let sa = &drc["spec"]["serviceAccountTemplate"]["metadata"]["name"];
+        let objects = rbac::objects(&crate::resources::all(), DEFAULT_NAMESPACE);
+        let bound: Vec<&J> = objects
+            .iter()
+            .filter(|o| o["kind"] == "ClusterRoleBinding")
+            .map(|o| &o["subjects"][0]["name"])
+            .collect();
+        assert_eq!(bound, vec![sa]);
+        let c = &drc["spec"]["deploymentTemplate"]["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["name"], "package-runtime");
+        assert!(
+            c.get("image").is_none(),
+            "Crossplane sets the package image"
+        );
+    }
 
     #[test]
     fn deployment_is_hardened_and_probed() {

@@ -71,28 +71,6 @@ impl Rules {
     }
 }
 
-/// The Kubernetes kinds the resources manage, merged: what a Crossplane package install must
-/// request beyond what Crossplane grants every provider (`spec.controller.permissionRequests`).
-pub fn managed_kind_rules(resources: &[Arc<dyn Resource>]) -> Vec<Rule> {
-    let mut rules = Rules::default();
-    for r in resources {
-        for a in r.managed_kinds() {
-            rules.grant(&a.kind.group(), &a.kind.plural(), a.verbs);
-        }
-    }
-    rules.into_rules()
-}
-
-/// What a Crossplane package install must request in `spec.controller.permissionRequests`:
-/// Crossplane's RBAC manager grants a provider its own CRDs and Secrets, ConfigMaps, core
-/// Events and Leases, but neither the kinds the resources manage nor `events.k8s.io` Events,
-/// which kube-runtime's `Recorder` writes.
-pub fn permission_requests(resources: &[Arc<dyn Resource>]) -> Vec<Rule> {
-    let mut rules = managed_kind_rules(resources);
-    rules.extend(event_rules());
-    rules
-}
-
 /// Everything the controller needs cluster-wide.
 pub fn cluster_rules(resources: &[Arc<dyn Resource>]) -> Vec<Rule> {
     let mut rules = Rules::default();
