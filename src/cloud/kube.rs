@@ -93,9 +93,11 @@ impl Kind {
     }
 }
 
-/// The Kubernetes API verb each [`KubeApi`] operation is authorized as: `apply` is a
-/// server-side-apply PATCH (which also creates), `watch_next` a WATCH. Used to generate the
-/// controller's RBAC from what resources declare ([`crate::resource::Resource::managed_kinds`]).
+/// The Kubernetes API verbs each [`KubeApi`] operation is authorized as: `apply` is a
+/// server-side-apply PATCH, which the API server authorizes as `patch` and, when the object
+/// does not exist yet, also as `create` (proven by acceptance-tests/test_rbac.py); `watch_next`
+/// is a WATCH. Used to generate the controller's RBAC from what resources declare
+/// ([`crate::resource::Resource::managed_kinds`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Verb {
     Get,
@@ -129,14 +131,21 @@ pub struct KubeAccess {
     pub verbs: &'static [Verb],
 }
 
-/// The verbs behind `apply`, `get`, `delete` and the waits that follow them
+/// The verbs behind `apply` (create + patch), `get`, `delete` and the waits that follow them
 /// ([`crate::resources::workload::wait_for`], `wait_gone`: get, then watch).
-pub const MANAGE: &[Verb] = &[Verb::Get, Verb::Watch, Verb::Patch, Verb::Delete];
+pub const MANAGE: &[Verb] = &[
+    Verb::Get,
+    Verb::Watch,
+    Verb::Create,
+    Verb::Patch,
+    Verb::Delete,
+];
 /// [`MANAGE`] plus `list` (objects found by label, e.g. old Jobs or leftover claims).
 pub const MANAGE_LISTED: &[Verb] = &[
     Verb::Get,
     Verb::List,
     Verb::Watch,
+    Verb::Create,
     Verb::Patch,
     Verb::Delete,
 ];

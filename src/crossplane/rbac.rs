@@ -92,8 +92,8 @@ pub fn cluster_rules(resources: &[Arc<dyn Resource>]) -> Vec<Rule> {
     // provider_config::ProviderConfigs::get reads one by name.
     rules.grant(GROUP, "providerconfigs", &[Verb::Get]);
     // ProviderConfig credentials and `…SecretRef` arguments are read; connection secrets are
-    // server-side applied (Reconcile::publish_connection).
-    rules.grant("", "secrets", &[Verb::Get, Verb::Patch]);
+    // server-side applied (Reconcile::publish_connection: create, then patch).
+    rules.grant("", "secrets", &[Verb::Get, Verb::Create, Verb::Patch]);
     rules.into_rules()
 }
 
@@ -195,16 +195,16 @@ mod tests {
         // Secrets: managed by vector DBs and feature stores, plus connection secrets.
         assert_eq!(
             verbs(&rules, "", "secrets"),
-            ["get", "watch", "patch", "delete"]
+            ["get", "watch", "create", "patch", "delete"]
         );
         // Jobs are listed (old bootstrap Jobs), Deployments never are.
         assert_eq!(
             verbs(&rules, "batch", "jobs"),
-            ["get", "list", "watch", "patch", "delete"]
+            ["get", "list", "watch", "create", "patch", "delete"]
         );
         assert_eq!(
             verbs(&rules, "apps", "deployments"),
-            ["get", "watch", "patch", "delete"]
+            ["get", "watch", "create", "patch", "delete"]
         );
         // Nothing wider: no wildcard, no kind nobody uses.
         for r in &rules {
