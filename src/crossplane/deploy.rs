@@ -220,7 +220,7 @@ mod tests {
             .filter(|o| o["kind"] == "ClusterRoleBinding")
             .map(|o| &o["subjects"][0]["name"])
             .collect();
-        assert_eq!(bound, vec![sa]);
+        assert_eq!(bound, [sa]);
         let c = &drc["spec"]["deploymentTemplate"]["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(c["name"], "package-runtime");
         assert!(
