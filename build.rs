@@ -14,7 +14,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // position-dependent executable the loader has no relocations to apply to its 40 MB image,
     // which cuts start-up to the handshake by about a quarter (benches/handshake.sh). Go
     // providers are built the same way; shared libraries, heap and stack stay randomised.
-    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+    // glibc targets only: the static musl release binary (package/release.sh) is made
+    // non-PIE by `-C relocation-model=static` instead, as `-no-pie` would fight rustc's
+    // `-static-pie` link line there.
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
+        && std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu")
+    {
         println!("cargo:rustc-link-arg-bins=-no-pie");
     }
     Ok(())

@@ -62,6 +62,17 @@ pub trait Resource: Send + Sync + 'static {
         None
     }
 
+    /// The Kubernetes kinds this resource's operations read and write, with exactly the
+    /// [`crate::cloud::kube::KubeApi`] verbs they use (apply = patch, waits = get + watch).
+    /// The Crossplane controller's ClusterRole is generated from these
+    /// (`crossplane generate-rbac`), so it grants what the code does and nothing wider; a
+    /// resource that calls a new kind or verb must list it here, or its calls are forbidden
+    /// in a cluster (the RBAC acceptance test catches that). Resources that touch no
+    /// Kubernetes objects keep the empty default.
+    fn managed_kinds(&self) -> &'static [crate::cloud::kube::KubeAccess] {
+        &[]
+    }
+
     fn validator(&self) -> Option<&dyn ValidateConfig> {
         None
     }

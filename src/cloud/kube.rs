@@ -62,6 +62,16 @@ impl Kind {
         }
     }
 
+    /// The API group (empty for the core group), as RBAC rules name it.
+    pub fn group(self) -> String {
+        self.resource().group
+    }
+
+    /// The plural resource name, as RBAC rules name it.
+    pub fn plural(self) -> String {
+        self.resource().plural
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Kind::Namespace => "Namespace",
@@ -82,6 +92,65 @@ impl Kind {
         }
     }
 }
+
+/// The Kubernetes API verbs each [`KubeApi`] operation is authorized as: `apply` is a
+/// server-side-apply PATCH, which the API server authorizes as `patch` and, when the object
+/// does not exist yet, also as `create` (proven by acceptance-tests/test_rbac.py); `watch_next`
+/// is a WATCH. Used to generate the controller's RBAC from what resources declare
+/// ([`crate::resource::Resource::managed_kinds`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Verb {
+    Get,
+    List,
+    Watch,
+    Create,
+    Update,
+    Patch,
+    Delete,
+}
+
+impl Verb {
+    /// The verb as RBAC spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::List => "list",
+            Verb::Watch => "watch",
+            Verb::Create => "create",
+            Verb::Update => "update",
+            Verb::Patch => "patch",
+            Verb::Delete => "delete",
+        }
+    }
+}
+
+/// What a resource does to one kind: the verbs of the [`KubeApi`] calls it makes on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KubeAccess {
+    pub kind: Kind,
+    pub verbs: &'static [Verb],
+}
+
+/// The verbs behind `apply` (create + patch), `get`, `delete` and the waits that follow them
+/// ([`crate::resources::workload::wait_for`], `wait_gone`: get, then watch).
+pub const MANAGE: &[Verb] = &[
+    Verb::Get,
+    Verb::Watch,
+    Verb::Create,
+    Verb::Patch,
+    Verb::Delete,
+];
+/// [`MANAGE`] plus `list` (objects found by label, e.g. old Jobs or leftover claims).
+pub const MANAGE_LISTED: &[Verb] = &[
+    Verb::Get,
+    Verb::List,
+    Verb::Watch,
+    Verb::Create,
+    Verb::Patch,
+    Verb::Delete,
+];
+/// Only read (another resource's object checked by reference).
+pub const READ: &[Verb] = &[Verb::Get];
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{operation} {kind} {name}: {code} {message}")]

@@ -1,4 +1,5 @@
-//! `terraform-provider-paved crossplane …`: the controller, and `generate-crds`.
+//! `terraform-provider-paved crossplane …`: the controller, `generate-crds` and
+//! `generate-rbac`.
 
 use super::reconciler::{self, Faults, KindContext, ManagedKind, Shared};
 use crate::resource::Resource;
@@ -17,7 +18,9 @@ use std::time::Duration;
 const USAGE: &str = "usage:
   terraform-provider-paved crossplane [--kubeconfig PATH] [--poll 60s] [--max-reconcile-rate N]
                                       [--leader-election] [--namespace-for-lease NS]
-  terraform-provider-paved crossplane generate-crds [--out package/crds]";
+                                      [--health-port PORT]
+  terraform-provider-paved crossplane generate-crds [--out package/crds]
+  terraform-provider-paved crossplane generate-rbac [--out package/rbac] [--namespace crossplane-system]";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
@@ -26,6 +29,8 @@ pub struct Options {
     pub max_reconcile_rate: u32,
     pub leader_election: bool,
     pub lease_namespace: String,
+    /// Serve `/healthz` and `/readyz` on this port (see [`super::health`]).
+    pub health_port: Option<u16>,
 }
 
 impl Default for Options {
@@ -36,6 +41,7 @@ impl Default for Options {
             max_reconcile_rate: 10,
             leader_election: false,
             lease_namespace: "crossplane-system".into(),
+            health_port: None,
         }
     }
 }
@@ -43,7 +49,14 @@ impl Default for Options {
 #[derive(Debug, PartialEq)]
 pub enum Command {
     Run(Options),
-    GenerateCrds { out: PathBuf },
+    GenerateCrds {
+        out: PathBuf,
+    },
+    /// The in-cluster install: RBAC, Deployment, DeploymentRuntimeConfig ([`super::deploy`]).
+    GenerateRbac {
+        out: PathBuf,
+        namespace: String,
+    },
 }
 
 /// Parses the arguments after `crossplane`. Accepts `--flag value` and `--flag=value`.
@@ -53,13 +66,21 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         _ => vec![a.clone()],
     });
     let mut opts = Options::default();
-    let mut generate = false;
-    let mut out = PathBuf::from("package/crds");
+    let mut generate = None;
+    let mut out = None;
+    let mut namespace = super::deploy::DEFAULT_NAMESPACE.to_string();
     while let Some(a) = it.next() {
         let mut value = |flag: &str| it.next().ok_or_else(|| format!("{flag} needs a value"));
         match a.as_str() {
-            "generate-crds" => generate = true,
-            "--out" => out = PathBuf::from(value("--out")?),
+            "generate-crds" | "generate-rbac" => generate = Some(a.clone()),
+            "--out" => out = Some(PathBuf::from(value("--out")?)),
+            "--namespace" => namespace = value("--namespace")?,
+            "--health-port" => {
+                let v = value("--health-port")?;
+                opts.health_port = Some(v.parse().ok().filter(|p| *p > 0).ok_or_else(|| {
+                    format!("--health-port {v:?} is not a port number (1-65535)")
+                })?);
+            }
             "--kubeconfig" => opts.kubeconfig = Some(PathBuf::from(value("--kubeconfig")?)),
             "--poll" => {
                 let v = value("--poll")?;
@@ -83,10 +104,15 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    Ok(if generate {
-        Command::GenerateCrds { out }
-    } else {
-        Command::Run(opts)
+    Ok(match generate.as_deref() {
+        Some("generate-crds") => Command::GenerateCrds {
+            out: out.unwrap_or_else(|| PathBuf::from("package/crds")),
+        },
+        Some(_) => Command::GenerateRbac {
+            out: out.unwrap_or_else(|| PathBuf::from("package/rbac")),
+            namespace,
+        },
+        None => Command::Run(opts),
     })
 }
 
@@ -112,6 +138,20 @@ pub fn main(args: &[String]) -> i32 {
                 1
             }
         },
+        Command::GenerateRbac { out, namespace } => {
+            match super::deploy::write(&out, &crate::resources::all(), &namespace) {
+                Ok(files) => {
+                    for f in files {
+                        println!("{f}");
+                    }
+                    0
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    1
+                }
+            }
+        }
         Command::Run(opts) => {
             crate::logging::init(Some(tracing::Level::INFO));
             let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -148,6 +188,12 @@ pub enum RunError {
     /// so the process exits non-zero and is restarted instead.
     #[error("the {task} controller task stopped unexpectedly: {why}")]
     TaskEnded { task: String, why: String },
+    #[error("cannot serve health probes on port {port}: {source}")]
+    HealthPort {
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Waits for the first of `tasks` to end, which is always an error: the controllers and the
@@ -292,8 +338,28 @@ async fn log_stats(shared: Arc<Shared>) -> String {
     }
 }
 
+/// Marks the controller ready once the API server answers (retried every 2 s).
+async fn await_api_server(client: kube::Client, ready: super::health::Readiness) {
+    loop {
+        match client.apiserver_version().await {
+            Ok(_) => return ready.set_ready(),
+            Err(e) => tracing::warn!(error = %e, "API server not reachable yet"),
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
 pub async fn run(opts: Options) -> Result<(), RunError> {
+    let ready = super::health::Readiness::default();
+    if let Some(port) = opts.health_port {
+        let listener = super::health::bind(port)
+            .await
+            .map_err(|source| RunError::HealthPort { port, source })?;
+        tracing::info!(port, "serving /healthz and /readyz");
+        tokio::spawn(super::health::serve(listener, ready.clone()));
+    }
     let client = client(&opts).await?;
+    tokio::spawn(await_api_server(client.clone(), ready));
     let identity = format!(
         "{}-{}",
         std::env::var("HOSTNAME").unwrap_or_else(|_| "paved".into()),
@@ -491,5 +557,24 @@ mod tests {
         assert!(parse(&args("--poll 18446744073709551615s")).is_err());
         assert!(parse(&args("--max-reconcile-rate 0")).is_err());
         assert!(parse(&args("--bogus")).is_err());
+        assert!(parse(&args("--health-port 0")).is_err());
+        let Command::Run(o) = parse(&args("--health-port=8081")).unwrap() else {
+            panic!("run expected");
+        };
+        assert_eq!(o.health_port, Some(8081));
+        assert_eq!(
+            parse(&args("generate-rbac")).unwrap(),
+            Command::GenerateRbac {
+                out: PathBuf::from("package/rbac"),
+                namespace: "crossplane-system".into()
+            }
+        );
+        assert_eq!(
+            parse(&args("generate-rbac --out o --namespace n")).unwrap(),
+            Command::GenerateRbac {
+                out: PathBuf::from("o"),
+                namespace: "n".into()
+            }
+        );
     }
 }

@@ -10,6 +10,8 @@
 //! - [`provider_config`]: `ProviderConfig` → [`crate::context::Context`], cached.
 //! - [`reconciler`]: the generic managed reconciler (and its crash-safety protocol).
 //! - [`leader`]: Lease-based leader election.
+//! - [`rbac`], [`deploy`]: the RBAC and in-cluster manifests, generated from what the code uses.
+//! - [`health`]: `/healthz` and `/readyz` for the kubelet.
 //! - [`cli`]: the `crossplane` subcommand.
 
 pub mod backoff;
@@ -17,9 +19,12 @@ pub mod cli;
 pub mod conditions;
 pub mod convert;
 pub mod crd;
+pub mod deploy;
 pub mod desired;
+pub mod health;
 pub mod leader;
 pub mod names;
 pub mod policy;
 pub mod provider_config;
+pub mod rbac;
 pub mod reconciler;

@@ -8,6 +8,7 @@ pub mod schema;
 pub mod spec;
 mod validate;
 
+use crate::cloud::kube::{Kind, KubeAccess, MANAGE, MANAGE_LISTED};
 use crate::context::Context;
 use crate::cty::Value;
 use crate::diag::{AttrPath, Diagnostics};
@@ -20,6 +21,44 @@ use spec::{FeatureStoreSpec, OnlineStore};
 pub struct FeatureStore;
 
 pub const TYPE_NAME: &str = "paved_feature_store";
+
+/// What [`ops`] does in the store's namespace: applies, reads back, deletes and waits on its own
+/// objects (the registry claim is applied; leftover claims are found by label), and reads the
+/// Secret of a referenced vector database.
+const KUBE_ACCESS: &[KubeAccess] = &[
+    KubeAccess {
+        kind: Kind::Secret,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::ConfigMap,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::Service,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::NetworkPolicy,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::StatefulSet,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::Deployment,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::CronJob,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::PersistentVolumeClaim,
+        verbs: MANAGE_LISTED,
+    },
+];
 
 #[async_trait]
 impl Resource for FeatureStore {
@@ -61,6 +100,9 @@ impl Resource for FeatureStore {
     }
     fn importer(&self) -> Option<&dyn ImportState> {
         Some(self)
+    }
+    fn managed_kinds(&self) -> &'static [KubeAccess] {
+        KUBE_ACCESS
     }
 }
 

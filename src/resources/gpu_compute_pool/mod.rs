@@ -59,6 +59,10 @@ impl Resource for GpuComputePool {
     fn importer(&self) -> Option<&dyn ImportState> {
         Some(self)
     }
+    /// None: a pool lives in EC2 only (its nodes join the cluster by themselves).
+    fn managed_kinds(&self) -> &'static [crate::cloud::kube::KubeAccess] {
+        &[]
+    }
 }
 
 impl ValidateConfig for GpuComputePool {

@@ -7,6 +7,7 @@ pub mod schema;
 mod spec;
 mod validate;
 
+use crate::cloud::kube::{Kind, KubeAccess, MANAGE, READ};
 use crate::context::Context;
 use crate::cty::Value;
 use crate::diag::{AttrPath, Diagnostic, Diagnostics};
@@ -17,6 +18,44 @@ use crate::schema::Schema;
 use async_trait::async_trait;
 
 pub struct ModelEndpoint;
+
+/// What [`ops`] does in the endpoint's namespace: applies, reads back, deletes and waits on its
+/// own objects; only reads the Secret of a referenced vector database and the ConfigMap of a
+/// referenced feature store.
+const KUBE_ACCESS: &[KubeAccess] = &[
+    KubeAccess {
+        kind: Kind::Deployment,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::HorizontalPodAutoscaler,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::PodDisruptionBudget,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::NetworkPolicy,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::Service,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::ServiceAccount,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::Secret,
+        verbs: READ,
+    },
+    KubeAccess {
+        kind: Kind::ConfigMap,
+        verbs: READ,
+    },
+];
 
 #[async_trait]
 impl Resource for ModelEndpoint {
@@ -51,6 +90,9 @@ impl Resource for ModelEndpoint {
     }
     fn importer(&self) -> Option<&dyn ImportState> {
         Some(self)
+    }
+    fn managed_kinds(&self) -> &'static [KubeAccess] {
+        KUBE_ACCESS
     }
 }
 

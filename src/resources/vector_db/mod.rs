@@ -8,6 +8,7 @@ pub mod schema;
 pub mod spec;
 mod validate;
 
+use crate::cloud::kube::{Kind, KubeAccess, Verb, MANAGE, MANAGE_LISTED};
 use crate::context::Context;
 use crate::cty::Value;
 use crate::diag::{AttrPath, Diagnostics};
@@ -21,6 +22,48 @@ use spec::VectorDbSpec;
 pub struct VectorDb;
 
 pub const TYPE_NAME: &str = "paved_vector_db";
+
+/// What [`ops`] does in the database's namespace: applies, reads back, deletes and waits on its
+/// own objects; bootstrap Jobs of earlier collection lists are found by label; claims are
+/// never written (the StatefulSet's template makes them), only found by label and deleted.
+const KUBE_ACCESS: &[KubeAccess] = &[
+    KubeAccess {
+        kind: Kind::Secret,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::ConfigMap,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::Service,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::NetworkPolicy,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::PodDisruptionBudget,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::StatefulSet,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::CronJob,
+        verbs: MANAGE,
+    },
+    KubeAccess {
+        kind: Kind::Job,
+        verbs: MANAGE_LISTED,
+    },
+    KubeAccess {
+        kind: Kind::PersistentVolumeClaim,
+        verbs: &[Verb::Get, Verb::List, Verb::Watch, Verb::Delete],
+    },
+];
 
 #[async_trait]
 impl Resource for VectorDb {
@@ -62,6 +105,9 @@ impl Resource for VectorDb {
     }
     fn importer(&self) -> Option<&dyn ImportState> {
         Some(self)
+    }
+    fn managed_kinds(&self) -> &'static [KubeAccess] {
+        KUBE_ACCESS
     }
 }
 
