@@ -285,6 +285,16 @@ impl ApplyError {
     }
 }
 
+/// The message of a caught panic (`panic!` gives a `&str` or a `String` payload), for the front
+/// ends that turn a panic into a diagnostic, a condition or an exit reason.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,31 +3,11 @@
 
 use paved::protocol::goplugin_pb as gp;
 use paved::protocol::pb;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const COOKIE: &str = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
+mod support;
 
-/// Starts the plugin without AutoMTLS (the reattach/plaintext path) and returns its address.
-fn start() -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_terraform-provider-paved"))
-        .env("TF_PLUGIN_MAGIC_COOKIE", COOKIE)
-        .env("PLUGIN_PROTOCOL_VERSIONS", "5,6")
-        .env_remove("PLUGIN_CLIENT_CERT")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn provider");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let parts: Vec<&str> = line.trim().split('|').collect();
-    assert_eq!(&parts[..3], &["1", "6", "tcp"], "{line}");
-    assert_eq!(parts[4], "grpc");
-    (child, format!("http://{}", parts[3]))
-}
+use support::start_plugin as start;
 
 #[tokio::test]
 async fn serves_health_schema_validation_and_exits_on_shutdown() {

@@ -6,14 +6,12 @@
 use paved::cty::{msgpack, Type, Value};
 use paved::protocol::pb;
 use paved::protocol::pb::provider_client::ProviderClient;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use tonic::transport::Channel;
 use tonic::Code;
 
-const COOKIE: &str = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
+mod support;
 
-struct Plugin(Child);
+struct Plugin(std::process::Child);
 
 impl Drop for Plugin {
     fn drop(&mut self) {
@@ -23,24 +21,8 @@ impl Drop for Plugin {
 }
 
 async fn start() -> (Plugin, Channel) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_terraform-provider-paved"))
-        .env("TF_PLUGIN_MAGIC_COOKIE", COOKIE)
-        .env("PLUGIN_PROTOCOL_VERSIONS", "6")
-        .env_remove("PLUGIN_CLIENT_CERT")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn provider");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().split('|').nth(3).unwrap().to_string();
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let (child, addr) = support::start_plugin();
+    let channel = Channel::from_shared(addr).unwrap().connect().await.unwrap();
     (Plugin(child), channel)
 }
 

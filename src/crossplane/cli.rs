@@ -210,12 +210,7 @@ async fn supervise(
         Some(Err(e)) => {
             let e_id = e.id();
             let why = if e.is_panic() {
-                let p = e.into_panic();
-                let m = p
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| p.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
+                let m = crate::error::panic_message(e.into_panic().as_ref());
                 format!("it panicked: {m}")
             } else {
                 format!("it was cancelled: {e}")

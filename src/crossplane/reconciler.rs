@@ -300,11 +300,7 @@ pub async fn caught<T>(f: impl std::future::Future<Output = Result<T, Error>>) -
     match std::panic::AssertUnwindSafe(f).catch_unwind().await {
         Ok(r) => r,
         Err(p) => {
-            let m = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic without a message".into());
+            let m = crate::error::panic_message(p.as_ref());
             tracing::error!(panic = %m, "reconcile panicked; reporting it on the object");
             Err(Error::Panicked(m))
         }

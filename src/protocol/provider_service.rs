@@ -59,11 +59,7 @@ async fn guarded<R>(
     {
         Ok(r) => Ok(Response::new(r)),
         Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let what = crate::error::panic_message(payload.as_ref());
             let _g = panic_span.enter();
             tracing::error!(rpc, panic = %what, "handler panicked");
             Ok(Response::new(on_panic(convert::diagnostic(&Diagnostic::error(
