@@ -5,8 +5,8 @@
 #
 # Reproducible means: two builds of one commit, from any checkout directory, give the same
 # bytes. Paths that would be embedded (panic locations, debug strings) are remapped to fixed
-# prefixes, SOURCE_DATE_EPOCH is the commit time, symbols are stripped, and codegen-units are
-# those of the release profile (deterministic for a fixed count).
+# prefixes, SOURCE_DATE_EPOCH is pinned, symbols are stripped, and codegen-units are those of
+# the release profile (deterministic for a fixed count).
 #
 # Needs a musl C compiler for aws-lc-sys and ring: when `musl-gcc` is missing and apt-get is
 # available (Debian, CI), musl-tools is installed. Env: PAVED_RELEASE_TARGET_DIR (default
@@ -32,7 +32,11 @@ fi
 cargo="${CARGO:-cargo}"
 sysroot="$(rustc --print sysroot)"
 cargo_home="${CARGO_HOME:-$HOME/.cargo}"
-export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git -C "$repo" log -1 --format=%ct 2>/dev/null || echo 0)}"
+# The binary embeds no timestamp, but aws-lc-sys's build script reruns whenever
+# SOURCE_DATE_EPOCH changes, and with it every crate above it (rustls, kube, the AWS SDKs: a
+# cold build). So the compile gets one pinned value, not the commit time (release.sh uses
+# that for the archives): a new commit recompiles only paved.
+export SOURCE_DATE_EPOCH="${PAVED_BUILD_EPOCH:-1796179841}"
 # Only target crates get RUSTFLAGS when --target is given (build scripts and proc macros do
 # not), so these never disturb the host build. relocation-model=static: a non-PIE static
 # executable, for the same start-up reason build.rs links glibc builds with -no-pie.

@@ -64,8 +64,11 @@ xpkg="$dist/provider-paved-$version.xpkg"
 rm -f "$xpkg"
 # Only crossplane.yaml and crds/ belong in the package: xpkg build reads every YAML file under
 # the root, so the plain install manifests in rbac/ are left out (scripts are not YAML).
-"$xp" xpkg build --package-root "$here" --ignore 'rbac/*' \
-  --embed-runtime-image-tarball "$image" -o "$xpkg" >&2
+# From package/, whose ./examples does not exist: xpkg build's --examples-root defaults to
+# ./examples, and the repository's examples/ are Terraform and Backstage files, not package
+# examples.
+(cd "$here" && "$xp" xpkg build --package-root "$here" --ignore 'rbac/*' \
+  --embed-runtime-image-tarball "$image" -o "$xpkg" >&2)
 
 zip="$dist/terraform-provider-paved_${version}_linux_amd64.zip"
 echo "version=$version"
