@@ -6,7 +6,8 @@ hash from SHA256SUMS verified by init (and a wrong one refused); a plan of examp
 byte-identical; the controller image read as an OCI layout (the binary inside is the released
 one and runs); the Crossplane package checked by the real Crossplane CLI.
 
-The release binary is built once per session (or PAVED_RELEASE_BIN reuses a prebuilt one)."""
+The release binary is built once per session: by run.sh in the background (PAVED_RELEASE_BIN_FILE),
+else by release.sh itself; PAVED_RELEASE_BIN reuses a prebuilt one."""
 import base64
 import gzip
 import hashlib
@@ -19,6 +20,7 @@ import ssl
 import subprocess
 import tarfile
 import threading
+import time
 import zipfile
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -41,8 +43,26 @@ HOST = {"terraform-1.0.3": "registry.terraform.io", "terraform-current": "regist
 XP = Path(os.environ.get("PAVED_CROSSPLANE", CACHE / "xpcli" / "v2.5.0" / "bin" / "crossplane"))
 
 
+def prebuilt_binary():
+    """The static binary run.sh builds in the background (PAVED_RELEASE_BIN_FILE names the file
+    that gets its path when done), so release.sh only packages it; None outside run.sh."""
+    done = os.environ.get("PAVED_RELEASE_BIN_FILE")
+    if not done or os.environ.get("PAVED_RELEASE_BIN"):
+        return os.environ.get("PAVED_RELEASE_BIN")
+    deadline = time.monotonic() + 3600
+    while not Path(done).exists():
+        assert time.monotonic() < deadline, "the background static release build did not finish in an hour"
+        time.sleep(5)
+    path = Path(done).read_text().strip()
+    assert path != "FAILED", "the background static release build (package/build-static.sh) failed; run.sh prints its log"
+    return path
+
+
 def run_release(dist: Path) -> dict:
     env = dict(os.environ, PAVED_DIST=str(dist))
+    binary = prebuilt_binary()
+    if binary:
+        env["PAVED_RELEASE_BIN"] = binary
     p = subprocess.run(["bash", str(REPO / "package" / "release.sh")], cwd=REPO, env=env,
                        capture_output=True, text=True, timeout=3600)
     assert p.returncode == 0, f"release.sh failed ({p.returncode}):\n{p.stderr[-6000:]}\n{p.stdout}"
