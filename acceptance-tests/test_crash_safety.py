@@ -28,7 +28,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import ENDPOINT, TERRAFORM, pool_instances, pool_templates
+from conftest import ENDPOINT, pool_instances, pool_templates
 
 HERE = Path(__file__).parent
 RUN = uuid.uuid4().hex[:6]
@@ -123,7 +123,7 @@ def test_kill_mid_create_then_apply_converges(example, ec2, proxy, point, action
     assert f'id                 = "{pool_id}"' in plan or f'"{pool_id}"' in plan, plan
 
     proxy.ctl("hold", action=action, match=match)
-    apply = subprocess.Popen([TERRAFORM, "apply", "-auto-approve", "-input=false", "-no-color", *vars_],
+    apply = subprocess.Popen([tf.cli.path, "apply", "-auto-approve", "-input=false", "-no-color", *vars_],
                              cwd=tf.dir, env=tf.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         proxy.wait_held(action)

@@ -10,7 +10,6 @@ at apply (`Instant + Duration` overflow), and `nodes { max = 1e15, desired = 1e1
 10^15 instances."""
 import pytest
 
-from conftest import Terraform
 from test_bad_configs import PROVIDER, endpoint, fstore, pool, vdb
 
 NODES = "nodes {{\n    min = {min}\n    max = {max}\n    desired = {desired}\n  }}"
@@ -75,9 +74,9 @@ def _hcl(case_id, hcl):
 
 
 @pytest.mark.parametrize("case_id,hcl,summary,line", CASES, ids=[c[0] for c in CASES])
-def test_limits_are_checked_at_validate(tmp_path, cli_config, case_id, hcl, summary, line):
+def test_limits_are_checked_at_validate(tmp_path, cli, case_id, hcl, summary, line):
     (tmp_path / "main.tf").write_text(PROVIDER % "" + _hcl(case_id, hcl))
-    tf = Terraform(tmp_path, cli_config)
+    tf = cli.runner(tmp_path)
     code, out = tf.run("validate", check=False)  # run() also fails on any panic or crash
     assert code == 1, out
     assert summary in out, out
@@ -86,12 +85,12 @@ def test_limits_are_checked_at_validate(tmp_path, cli_config, case_id, hcl, summ
     assert any(w in out for w in ("24h", "..", "limit", "whole number")), out
 
 
-def test_values_at_the_limits_are_accepted(tmp_path, cli_config):
+def test_values_at_the_limits_are_accepted(tmp_path, cli):
     hcl = (pool(_nodes=NODES.format(min=0, max=1000, desired=1000) + '\n  timeouts {\n    create = "24h"\n  }')
            + vdb('engine = "qdrant"', "replicas = 1000", 'storage {\n    size = "64Ti"\n  }',
                  'collection {\n    name = "docs"\n    dimension = 65536\n  }')
            + endpoint('rollout {\n    timeout = "24h"\n  }', "autoscaling {\n    max_replicas = 1000\n  }"))
     (tmp_path / "main.tf").write_text(PROVIDER % "" + hcl)
-    tf = Terraform(tmp_path, cli_config)
+    tf = cli.runner(tmp_path)
     code, out = tf.run("validate", check=False)
     assert code == 0, out
