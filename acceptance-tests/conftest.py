@@ -241,7 +241,11 @@ def pytest_collection_modifyitems(session, config, items):
         cs = getattr(item, "callspec", None)
         c = cs.params.get("cli") if cs else None
         config._paved_legs[item.nodeid] = c.leg if c else "primary"
-    items.sort(key=lambda item: order[config._paved_legs[item.nodeid]])
+    # Tests that wait for a build run.sh starts in the background (the static release binary)
+    # go last in their leg, so that build has the whole leg to finish in.
+    late = {"test_release.py"}
+    items.sort(key=lambda item: (order[config._paved_legs[item.nodeid]],
+                                 Path(str(item.fspath)).name in late))
 
 
 def _leg_stats(nodeid):
