@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from conftest import PROVIDER_BIN, REPO, pool_instances, pool_templates
+from test_crossplane import condition, wait_for
 
 RUN = uuid.uuid4().hex[:6]
 NS = f"rbac-{RUN}"
@@ -34,24 +35,6 @@ def apply(k, docs, verb="apply"):
     p = subprocess.run([k.bin, "--kubeconfig", k.kubeconfig, verb, "-f", "-"], input=text,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
-
-
-def condition(obj, type_):
-    for c in (obj or {}).get("status", {}).get("conditions", []):
-        if c["type"] == type_:
-            return c
-    return {}
-
-
-def wait_for(what, fn, timeout=120, every=0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
 def wait_ready(k, kind, name, timeout=120):
