@@ -58,7 +58,9 @@ stop_tofu() {
 # The static release binary (package/build-static.sh: musl, release profile) that
 # test_release.py packages with package/release.sh builds in the background too, at the lowest
 # priority, so it takes the CPU the other builds and then the tests leave. Its target directory
-# is cached outside the repository per toolchain, so a later run recompiles only paved. When it
+# is cached outside the repository per toolchain; a later run from the same checkout folder
+# recompiles only paved (a checkout elsewhere changes the path-remapping flags, and with them
+# every crate: ~34 CPU-minutes, overlapped with the tests). When it
 # ends, PAVED_RELEASE_BIN_FILE holds the binary's path, or FAILED (the log is printed below).
 rel_target="$cache/cargo-release/$(rustc --version | tr -c 'A-Za-z0-9.\n' '_')"
 rel_log="$(mktemp)"
