@@ -7,7 +7,8 @@ LocalStack) holds one EC2 call:
 
   (a) CreateLaunchTemplate: before the first EC2 write (the held call is then dropped);
   (b) RunInstances: the template exists, no instance does (dropped);
-  (c) the DescribeInstances of the wait for `running`: every instance exists.
+  (c) CreateTags marking the template as a whole pool's, after the instances were launched:
+      every instance exists (the apply would next wait for them to run).
 
 Terraform's own behaviour when the provider dies mid-apply: the apply fails ("plugin ... failed
 to respond" / "connection reset") and the state does not record the pool, because Create never
@@ -104,7 +105,9 @@ POINTS = [
     # (id, action held, body match, what exists when the provider dies)
     ("before-first-write", "CreateLaunchTemplate", "", (0, 0)),
     ("between-template-and-instances", "RunInstances", "", (1, 0)),
-    ("during-wait", "DescribeInstances", "Name=instance-id", (1, 3)),
+    # The instances are launched; the provider dies before it marks the template as the
+    # template of a whole pool (CreateTags), i.e. while the apply waits for readiness.
+    ("after-instances", "CreateTags", "paved%3Acreated", (1, 3)),
 ]
 
 

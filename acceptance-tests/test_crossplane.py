@@ -77,12 +77,12 @@ def events_for(cluster, name):
 class Controller:
     """One controller process; logs go to a file the test can read."""
 
-    def __init__(self, cluster, tmp: Path, *extra, env=None):
+    def __init__(self, cluster, tmp: Path, *extra, env=None, rate=20):
         self.log = tmp / f"controller-{uuid.uuid4().hex[:6]}.log"
         self.fh = open(self.log, "w")
         self.proc = subprocess.Popen(
             [str(PROVIDER_BIN), "crossplane", "--kubeconfig", cluster.kubeconfig, "--poll", POLL,
-             "--max-reconcile-rate", "20", *extra],
+             "--max-reconcile-rate", str(rate), *extra],
             stdout=self.fh, stderr=subprocess.STDOUT, env=dict(os.environ, **(env or {})))
 
     def text(self):
@@ -141,8 +141,8 @@ def setup(cluster):
 def controller(cluster, setup, tmp_path):
     started = []
 
-    def start(*extra, env=None):
-        c = Controller(cluster, tmp_path, *extra, env=env)
+    def start(*extra, env=None, rate=20):
+        c = Controller(cluster, tmp_path, *extra, env=env, rate=rate)
         started.append(c)
         return c
 
@@ -363,6 +363,99 @@ def test_slow_rollout_does_not_block_other_objects(cluster, controller):
         wait_gone(cluster, "modelendpoint", mr, timeout=120)
 
 
+def test_stuck_rollouts_hold_no_worker(cluster, controller):
+    """Twelve endpoints whose pods never become Ready, with 10 reconcile workers per kind
+    (`--max-reconcile-rate 10`): verbs only start changes and the controller requeues, so an
+    endpoint created after them is Ready within 30 s and deleting a stuck one completes within
+    30 s. The stuck ones report Ready=False, reason Creating, with the rollout's progress."""
+    controller(rate=10)
+    stuck = [(f"cp-{RUN}-stuck{i}", f"stuck{i}-{RUN}") for i in range(12)]
+    kubectl_apply(cluster, [endpoint_mr(mr, ep, image="registry.local/fail-readiness:1",
+                                        forProvider={"health": {"startupTimeout": "30m"},
+                                                     "rollout": {"timeout": "1h"}})
+                            for mr, ep in stuck])
+    wait_for("every stuck create started", lambda: all(
+        cluster.get("deployment", ep, ns=NS) is not None for _, ep in stuck), timeout=60)
+
+    def creating(mr):
+        c = condition(get_mr(cluster, "modelendpoint", mr), "Ready")
+        return c if c.get("reason") == "Creating" and c.get("message") else None
+    c = wait_for("a stuck endpoint reports its progress", lambda: creating(stuck[0][0]), timeout=30)
+    assert c["status"] == "False" and "replicas" in c["message"], c
+
+    healthy = f"cp-{RUN}-healthy"
+    started = time.monotonic()
+    kubectl_apply(cluster, [endpoint_mr(healthy, f"healthy-{RUN}")])
+    wait_ready(cluster, "modelendpoint", healthy, timeout=30)
+    ready_after = time.monotonic() - started
+    print(f"healthy endpoint Ready {ready_after:.1f}s after apply, with 12 stuck rollouts")
+    assert ready_after < 30
+
+    victim, victim_ep = stuck[5]
+    started = time.monotonic()
+    cluster.run("delete", "modelendpoint", victim, "--wait=false")
+    wait_gone(cluster, "modelendpoint", victim, timeout=30)
+    print(f"stuck endpoint deleted in {time.monotonic() - started:.1f}s")
+    wait_for("its Deployment gone", lambda: cluster.get("deployment", victim_ep, ns=NS) is None, timeout=30)
+    # The others are still rolling out, none was rolled back (their deadline is far off).
+    assert all(creating(mr) for mr, _ in stuck if mr != victim)
+
+    for mr, _ in [*stuck, (healthy, None)]:
+        cluster.run("delete", "modelendpoint", mr, "--wait=false", check=False)
+    for mr, _ in [*stuck, (healthy, None)]:
+        wait_gone(cluster, "modelendpoint", mr, timeout=120)
+
+
+def test_failed_create_rollout_is_rolled_back_and_not_retried(cluster, controller):
+    """A first revision whose pods never become Ready past its progress deadline: the
+    controller removes its objects (the create is rolled back, as on the Terraform path),
+    records the failed generation and does not create it again until the spec changes."""
+    controller()
+    mr, ep = f"cp-{RUN}-fails", f"fails-{RUN}"
+    kubectl_apply(cluster, [endpoint_mr(mr, ep, image="registry.local/fail-readiness:1",
+                                        forProvider={"health": {"startupTimeout": "10s"}})])
+    obj = wait_for("the failed generation recorded", lambda: (
+        get_mr(cluster, "modelendpoint", mr) or {}).get("metadata", {}).get("annotations", {}).get(
+            "paved.dev/failed-generation") and get_mr(cluster, "modelendpoint", mr), timeout=90)
+    assert "ProgressDeadlineExceeded" in obj["metadata"]["annotations"]["paved.dev/failure"]
+    wait_for("the endpoint's objects removed", lambda: cluster.get("deployment", ep, ns=NS) is None, timeout=30)
+    synced = wait_for("Synced=False naming the failed generation", lambda: (
+        lambda c: c if c.get("status") == "False" and "not applied again" in c.get("message", "") else None)(
+            condition(get_mr(cluster, "modelendpoint", mr), "Synced")), timeout=30)
+    assert "Change spec.forProvider to retry" in synced["message"], synced
+    time.sleep(8)  # a few polls: still no second create
+    assert cluster.get("deployment", ep, ns=NS) is None
+    assert "RolledBackExternalResource" in events_for(cluster, mr)
+    # A fixed spec is created.
+    kubectl_apply(cluster, [endpoint_mr(mr, ep)])
+    wait_ready(cluster, "modelendpoint", mr, timeout=60)
+    cluster.run("delete", "modelendpoint", mr, "--wait=false")
+    wait_gone(cluster, "modelendpoint", mr)
+
+
+def test_out_of_range_values_are_synced_false_and_others_go_on(cluster, controller):
+    """(d) A managed resource whose durations do not fit (a rollout timeout of 2^64 s, a
+    startup timeout over the 24 h limit) gets Synced=False naming each field, creates nothing,
+    and the controller keeps reconciling the others."""
+    c = controller()
+    bad, ok = f"cp-{RUN}-range", f"cp-{RUN}-inrange"
+    kubectl_apply(cluster, [endpoint_mr(bad, f"range-{RUN}", forProvider={
+        "rollout": {"timeout": "18446744073709551615s"}, "health": {"startupTimeout": "25h"}})])
+    synced = wait_for("Synced=False on the bad MR", lambda: (
+        lambda c: c if c.get("status") == "False" else None)(
+            condition(get_mr(cluster, "modelendpoint", bad), "Synced")), timeout=30)
+    assert "spec.forProvider.rollout.timeout" in synced["message"], synced
+    assert "spec.forProvider.health.startupTimeout" in synced["message"], synced
+    kubectl_apply(cluster, [endpoint_mr(ok, f"inrange-{RUN}")])
+    wait_ready(cluster, "modelendpoint", ok, timeout=45)
+    assert cluster.get("deployment", f"range-{RUN}", ns=NS) is None
+    assert c.proc.poll() is None, "the controller is still running"
+    for mr in (bad, ok):
+        cluster.run("delete", "modelendpoint", mr, "--wait=false")
+    for mr in (bad, ok):
+        wait_gone(cluster, "modelendpoint", mr)
+
+
 @pytest.mark.parametrize("window", ["before-create", "after-create"])
 def test_killed_mid_create_never_duplicates(cluster, controller, ec2, window):
     """SIGKILL the controller inside the create (after the pending marker and the pre-chosen
@@ -403,6 +496,52 @@ def test_killed_mid_create_never_duplicates(cluster, controller, ec2, window):
     cluster.run("delete", "gpucomputepool", mr, "--wait=false")
     wait_gone(cluster, "gpucomputepool", mr, timeout=120)
     assert instances_by_pool_name(ec2, name) == [] and templates_by_pool_name(ec2, name) == []
+
+
+def test_killed_between_template_and_instances_adopts_the_template(cluster, controller, ec2):
+    """(c), the middle point: the controller dies while RunInstances is held by the
+    fault-injecting proxy in front of LocalStack (the launch template exists, no instance
+    does). The next controller adopts the template and launches the instances once."""
+    from test_crash_safety import Ec2Proxy
+    proxy = Ec2Proxy()
+    pc = f"{PC}-proxy"
+    mr, name = f"cp-{RUN}-crash-mid", f"cp-{RUN}-crash-mid"
+    try:
+        kubectl_apply(cluster, [
+            {"apiVersion": "paved.dev/v1alpha1", "kind": "ProviderConfig", "metadata": {"name": pc},
+             "spec": {"credentials": {"source": "Secret",
+                                      "secretRef": {"namespace": NS, "name": "aws", "key": "credentials"}},
+                      "aws": {"region": "us-east-1",
+                              "endpoints": {"ec2": proxy.url, "sts": "http://127.0.0.1:4566"}},
+                      "kubernetes": {"source": "InjectedIdentity"}, "defaultTeam": "search"}}])
+        proxy.ctl("hold", action="RunInstances")
+        c1 = controller()
+        doc = pool_mr(mr, name)
+        doc["spec"]["providerConfigRef"]["name"] = pc
+        kubectl_apply(cluster, [doc])
+        proxy.wait_held("RunInstances", timeout=60)
+        c1.kill()
+        proxy.ctl("release", action="RunInstances", forward=0)
+        assert len(templates_by_pool_name(ec2, name)) == 1
+        assert instances_by_pool_name(ec2, name) == []
+        ann = get_mr(cluster, "gpucomputepool", mr)["metadata"]["annotations"]
+        assert "crossplane.io/external-create-succeeded" not in ann
+
+        creates, runs = proxy.calls("CreateLaunchTemplate"), proxy.calls("RunInstances")
+        controller()
+        wait_ready(cluster, "gpucomputepool", mr, timeout=120)
+        assert len(instances_by_pool_name(ec2, name)) == 2
+        assert len(templates_by_pool_name(ec2, name)) == 1
+        assert proxy.calls("CreateLaunchTemplate") == creates, "the template was adopted"
+        assert proxy.calls("RunInstances") - runs == 1, "the instances were launched once"
+        time.sleep(7)
+        assert len(instances_by_pool_name(ec2, name)) == 2
+        cluster.run("delete", "gpucomputepool", mr, "--wait=false")
+        wait_gone(cluster, "gpucomputepool", mr, timeout=120)
+        assert instances_by_pool_name(ec2, name) == [] and templates_by_pool_name(ec2, name) == []
+    finally:
+        proxy.stop()
+        cluster.run("delete", "providerconfig", pc, "--wait=false", check=False)
 
 
 def test_leader_election_one_active_replica(cluster, controller):

@@ -3,6 +3,7 @@
 
 pub mod cloud;
 pub mod context;
+pub mod converge;
 pub mod crossplane;
 pub mod cty;
 pub mod data_source;

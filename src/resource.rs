@@ -3,8 +3,9 @@
 //! A resource implements the small mandatory [`Resource`] trait and opts into capabilities
 //! ([`ValidateConfig`], [`ModifyPlan`], [`ImportState`], [`UpgradeState`]) by returning
 //! `Some(self)` from the matching accessor, the way terraform-plugin-framework resources
-//! implement `ResourceWithImportState` and friends. Verbs are idempotent in the crossplane-runtime
-//! sense: calling one twice with the same input leaves the world as calling it once.
+//! implement `ResourceWithImportState` and friends. The verbs follow crossplane-runtime's
+//! managed-resource contract: idempotent, and two-phase (a verb starts a change, observing
+//! reports its progress).
 
 use crate::context::Context;
 use crate::cty::Value;
@@ -12,7 +13,93 @@ use crate::diag::{AttrPath, Diagnostics};
 use crate::error::{ApplyError, ResourceError};
 use crate::schema::Schema;
 use async_trait::async_trait;
+use std::time::Duration;
 
+/// How far an external object has got towards what was last asked of it, judged by observing
+/// it. The front ends act on this instead of guessing from attribute names: Terraform keeps
+/// observing until `Ready` (or fails the apply on `Failed`); the Crossplane controller maps it
+/// to the `Ready` condition and requeues.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Readiness {
+    /// Serving what was asked.
+    Ready,
+    /// Still converging by itself (instances starting, a rollout in progress); the message says
+    /// what it waits for, for a progress line or a condition message.
+    Progressing(String),
+    /// Will not get there without intervention (a progress deadline passed, a bootstrap Job
+    /// gave up): the front end calls [`Resource::recover`] and reports the failure. `summary`
+    /// is a short sentence ("Rollout failed"), `detail` what Kubernetes or the cloud said and
+    /// where to look.
+    Failed { summary: String, detail: String },
+}
+
+/// What [`Resource::read`] found: the state (as in a Terraform state) and its readiness.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub state: Value,
+    pub readiness: Readiness,
+}
+
+impl Observed {
+    pub fn ready(state: Value) -> Observed {
+        Observed {
+            state,
+            readiness: Readiness::Ready,
+        }
+    }
+}
+
+/// Where a started delete stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Deletion {
+    /// Nothing of the object is left.
+    Gone,
+    /// Deletion was requested and is still running; the message says what is left.
+    InProgress(String),
+}
+
+/// What [`Resource::recover`] started after a failure was observed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recovery {
+    /// Nothing automatic: the failed revision stays for inspection and the failure is reported.
+    None,
+    /// Restoring the last revision that was ready: the front ends observe `to` (a state of the
+    /// restored revision) until it is ready again. `note` tells the user what was restored.
+    RolledBack { to: Value, note: String },
+    /// Removing what a failed create made (nothing to go back to): the front ends delete until
+    /// [`Deletion::Gone`]. `note` says so.
+    Removed { note: String },
+}
+
+/// The verbs whose time limit [`Resource::timeout`] gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Operation {
+    /// The key of the operation in a resource's `timeouts` block.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+        }
+    }
+}
+
+/// The resource contract. The mutating verbs are two-phase, as in crossplane-runtime: they
+/// *start* a change and return once the cloud has accepted it (bounded by API latency, never
+/// by a rollout or instances starting); [`Resource::read`] reports progress and failure. The
+/// Terraform front end waits by observing (see [`crate::converge`]); the Crossplane controller
+/// requeues, so no worker is held while something rolls out.
+///
+/// Every verb is idempotent: called again with the same input (after a crash, a requeue or a
+/// retry) it converges on the same external objects instead of making new ones.
+/// Cancellation: verbs make a bounded number of API calls and may ignore `ctx.cancel`; anything
+/// that waits (only cleanup after a failed step) must honour it.
 #[async_trait]
 pub trait Resource: Send + Sync + 'static {
     /// Terraform type name (`paved_gpu_compute_pool`). Stable forever: it is stored in state.
@@ -23,21 +110,27 @@ pub trait Resource: Send + Sync + 'static {
     fn schema(&self) -> Schema;
 
     /// Observe. Returns the current state of the external object identified by `state` (which
-    /// may be a fresh import stub holding only `id`), or `None` when it no longer exists.
-    /// Arguments the cloud cannot report keep their value from `state`; drifted values are
-    /// reported as they are in the cloud so the next plan shows them. Must not change anything.
-    async fn read(&self, ctx: &Context, state: &Value) -> Result<Option<Value>, ResourceError>;
+    /// may be a fresh import stub holding only `id`) and how far it is towards ready, or `None`
+    /// when it definitely does not exist ("not found" means the API said so; an object that
+    /// exists but cannot be read, or a failed call, is an `Err` — never `None`, or a delete
+    /// would forget a running object). Arguments the cloud cannot report keep their value from
+    /// `state`; drifted values are reported as they are in the cloud so the next plan shows
+    /// them. Makes no change and does not wait: a few API calls.
+    async fn read(&self, ctx: &Context, state: &Value) -> Result<Option<Observed>, ResourceError>;
 
-    /// Create the object described by `planned` (config values plus known computed values;
-    /// computed values still unknown are to be filled in). Returns the wholly-known new state,
-    /// which must keep every known planned value unchanged. On failure after anything was
-    /// created, the error carries the state of what exists so Terraform records and can destroy
-    /// it.
+    /// Starts creating the object described by `planned` (config values plus known computed
+    /// values; computed values still unknown are to be filled in). Returns the wholly-known
+    /// state of what was requested, which must keep every known planned value unchanged;
+    /// readiness comes from `read`. Non-blocking. On failure after anything was created, the
+    /// error carries the state of what exists so Terraform records and can destroy it; a
+    /// failure before anything exists leaves nothing behind.
     async fn create(&self, ctx: &Context, planned: &Value) -> Result<Value, ApplyError>;
 
-    /// Move the object from `prior` to `planned` in place (only called when no attribute that
-    /// forces replacement changed). Same result and failure rules as `create`; a retry after a
-    /// partial failure must converge rather than repeat work.
+    /// Starts moving the object from `prior` to `planned` in place (only called when no
+    /// attribute that forces replacement changed). Same result and failure rules as `create`;
+    /// a retry after a partial failure converges rather than repeating work. A resource that
+    /// can roll back records here what to roll back to (on the object itself, so the Crossplane
+    /// front end, which keeps no history, can recover too).
     async fn update(
         &self,
         ctx: &Context,
@@ -45,8 +138,38 @@ pub trait Resource: Send + Sync + 'static {
         planned: &Value,
     ) -> Result<Value, ApplyError>;
 
-    /// Delete the object and wait until it is gone. Deleting something already gone is success.
-    async fn delete(&self, ctx: &Context, prior: &Value) -> Result<(), ResourceError>;
+    /// Starts deleting the object; returns [`Deletion::Gone`] once nothing is left, else
+    /// [`Deletion::InProgress`] (the front ends call it again until gone, so a repeated call
+    /// must not fail on what is already being deleted). Deleting something already gone is
+    /// `Gone`. Non-blocking.
+    async fn delete(&self, ctx: &Context, prior: &Value) -> Result<Deletion, ResourceError>;
+
+    /// Called by the front ends once after `read` reported [`Readiness::Failed`] for a change
+    /// they made: starts the automatic recovery the configuration asks for (roll back to the
+    /// revision that was ready before, or remove what a failed create made). `observed` is the
+    /// state `read` returned. Non-blocking, like the verbs; the default recovers nothing.
+    async fn recover(
+        &self,
+        _ctx: &Context,
+        _observed: &Value,
+        _failure: &str,
+    ) -> Result<Recovery, ApplyError> {
+        Ok(Recovery::None)
+    }
+
+    /// Blocks until something `read` reports about `state` may have changed, or `within`
+    /// passed, or `ctx.cancel` fired (then returns at once). Only the Terraform front end's
+    /// waits call it; resources with a watch API use it so a wait ends as soon as the cloud
+    /// reports, the default polls every two seconds.
+    async fn await_change(&self, ctx: &Context, _state: &Value, within: Duration) {
+        let _ = ctx.cancel.sleep(within.min(Duration::from_secs(2))).await;
+    }
+
+    /// How long the Terraform front end waits for `op` on `v` to be ready (or gone) before it
+    /// gives up: the `timeouts` block when the resource has one, else 20 minutes.
+    fn timeout(&self, v: &Value, op: Operation) -> Duration {
+        crate::resources::common::timeout(v, op.as_str(), Duration::from_secs(20 * 60))
+    }
 
     /// An ID for a create that has not happened yet, for front ends that must record the ID
     /// *before* calling `create` so a crash between the cloud call and saving its result cannot

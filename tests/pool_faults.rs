@@ -10,6 +10,7 @@ use paved::cloud::aws::{
     AwsSettings, Ec2Api, Ec2Error, Instance, LaunchTemplate, LaunchTemplateSpec, RunRequest, SdkEc2,
 };
 use paved::context::{Context, Defaults, Ec2Factory};
+use paved::converge;
 use paved::cty::Value;
 use paved::error::ResourceError;
 use paved::resource::{ModifyPlan, PlanInputs, Resource};
@@ -233,8 +234,7 @@ async fn falls_back_to_next_type_and_zone_and_reports_choice() {
     );
     let ctx = context(f.clone());
     let name = unique("fallback");
-    let state = GpuComputePool
-        .create(&ctx, &planned(&ctx, &name, 2))
+    let state = converge::create(&GpuComputePool, &ctx, &planned(&ctx, &name, 2))
         .await
         .expect("create falls back");
     assert_eq!(state.get("instance_type"), &Value::string("g5.2xlarge"));
@@ -252,7 +252,9 @@ async fn falls_back_to_next_type_and_zone_and_reports_choice() {
         ]
     );
     assert_eq!(live_by_name(&ep, &name).await.len(), 2);
-    GpuComputePool.delete(&ctx, &state).await.unwrap();
+    converge::delete(&GpuComputePool, &ctx, &state)
+        .await
+        .unwrap();
     assert!(live_by_name(&ep, &name).await.is_empty());
 }
 
@@ -263,8 +265,7 @@ async fn no_capacity_anywhere_fails_with_what_was_tried_and_leaves_nothing() {
     let f = faulty(&ep, &[("*", None)], 0);
     let ctx = context(f.clone());
     let name = unique("nocap");
-    let err = GpuComputePool
-        .create(&ctx, &planned(&ctx, &name, 2))
+    let err = converge::create(&GpuComputePool, &ctx, &planned(&ctx, &name, 2))
         .await
         .expect_err("must fail");
     assert!(
@@ -298,7 +299,7 @@ async fn failed_resize_keeps_what_runs_and_returns_its_state() {
     let ctx = context(ok);
     let name = unique("resize");
     let p1 = planned(&ctx, &name, 1);
-    let state = GpuComputePool.create(&ctx, &p1).await.unwrap();
+    let state = converge::create(&GpuComputePool, &ctx, &p1).await.unwrap();
     // Now capacity is gone and the user asks for 3.
     let ctx2 = context(faulty(&ep, &[("*", None)], 0));
     let mut p3 = state.clone();
@@ -308,8 +309,7 @@ async fn failed_resize_keeps_what_runs_and_returns_its_state() {
     for k in ["instance_ids", "instance_type", "hourly_cost_usd"] {
         p3.set_attr(k, Value::Unknown);
     }
-    let err = GpuComputePool
-        .update(&ctx2, &state, &p3)
+    let err = converge::update(&GpuComputePool, &ctx2, &state, &p3)
         .await
         .expect_err("no capacity");
     let after = err.state.expect("partial failure returns state");
@@ -317,6 +317,8 @@ async fn failed_resize_keeps_what_runs_and_returns_its_state() {
     assert_eq!(after.get("nodes").get("desired"), &Value::int(1));
     assert!(after.is_wholly_known());
     assert_eq!(live_by_name(&ep, &name).await.len(), 1);
-    GpuComputePool.delete(&ctx, &state).await.unwrap();
+    converge::delete(&GpuComputePool, &ctx, &state)
+        .await
+        .unwrap();
     assert!(live_by_name(&ep, &name).await.is_empty());
 }

@@ -50,6 +50,11 @@ pub fn creating() -> Condition {
 pub fn deleting() -> Condition {
     cond("Ready", false, "Deleting", "")
 }
+/// Not ready while a change paved started is under way: `reason` is `Creating`, `Updating`,
+/// `Deleting` or `RollingBack`, `message` what it waits for.
+pub fn in_progress(reason: &str, message: &str) -> Condition {
+    cond("Ready", false, reason, message)
+}
 pub fn unavailable(message: &str) -> Condition {
     cond("Ready", false, "Unavailable", message)
 }

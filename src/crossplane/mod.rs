@@ -21,6 +21,8 @@ pub mod convert;
 pub mod crd;
 pub mod deploy;
 pub mod desired;
+#[cfg(test)]
+pub mod fake_api;
 pub mod health;
 pub mod leader;
 pub mod names;

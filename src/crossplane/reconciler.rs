@@ -28,11 +28,10 @@ use super::names::{KindNames, GROUP, VERSION};
 use super::policy::{self, DeletionPolicy, Facts, Policies};
 use super::provider_config::{ConfigError, ProviderConfigs};
 use crate::context::Context;
-use crate::cty::Type;
 use crate::cty::Value;
 use crate::diag::Severity;
 use crate::error::ResourceError;
-use crate::resource::Resource;
+use crate::resource::{Deletion, Observed, Readiness, Recovery, Resource};
 use crate::schema::Schema;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -56,6 +55,11 @@ pub const CREATE_FAILED: &str = "crossplane.io/external-create-failed";
 pub const PAUSED: &str = "crossplane.io/paused";
 /// The state the last create/update returned (see [`convert::encode_state`]).
 pub const STATE: &str = "paved.dev/last-applied-state";
+/// The generation of the managed resource whose change failed and was recovered from (rolled
+/// back or removed), and why: that generation is not applied again (it would fail the same
+/// way, in a loop); a new spec is.
+pub const FAILED_GENERATION: &str = "paved.dev/failed-generation";
+pub const FAILURE: &str = "paved.dev/failure";
 /// Field manager of every write the controller makes.
 pub const MANAGER: &str = "paved-crossplane";
 /// Type of the connection secrets (the one Crossplane uses).
@@ -247,6 +251,8 @@ pub enum Error {
     /// A bug: the resource handler panicked. Reported on the object; other objects go on.
     #[error("internal error (please report it): the controller panicked while reconciling this object: {0}")]
     Panicked(String),
+    #[error("generation {generation} of the spec failed and was rolled back, so it is not applied again: {why}. Change spec.forProvider to retry")]
+    FailedGeneration { generation: i64, why: String },
     #[error("external resource does not exist, and the management policies do not allow creating it (set {EXTERNAL_NAME} to an existing object, or add Create)")]
     Missing,
 }
@@ -316,31 +322,32 @@ pub fn error_policy(obj: Arc<DynamicObject>, _e: &Error, cx: Arc<KindContext>) -
     Action::requeue(cx.shared.backoff.failed(&key(&cx, &obj)))
 }
 
-/// Readiness of an observed state. A resource that reports its own health in a computed `status`
-/// attribute (Ready, Progressing, Degraded…) is Available only when that says so; everything
-/// else is Available once it exists.
-fn readiness(schema: &Schema, state: &Value) -> Condition {
-    let has_status = schema
-        .block
-        .attribute("status")
-        .is_some_and(|a| a.is_computed() && a.ty == Type::String);
-    match state.get("status").as_str() {
-        Some(s) if has_status => {
-            let ok = [
-                "ready",
-                "available",
-                "running",
-                "active",
-                "healthy",
-                "inservice",
-            ];
-            if ok.contains(&s.to_ascii_lowercase().as_str()) {
-                conditions::available()
-            } else {
-                conditions::unavailable(&format!("the external resource reports status {s}"))
-            }
+/// The `Ready` condition for what observing reported. While a change is under way the reason
+/// says which (`Creating` until the object was first ready, then `Updating`), taken from the
+/// condition already on the object.
+fn ready_condition(readiness: &Readiness, previous: Option<&str>) -> Condition {
+    match readiness {
+        Readiness::Ready => conditions::available(),
+        Readiness::Progressing(m) => {
+            let reason = match previous {
+                Some("Creating") => "Creating",
+                Some("RollingBack") => "RollingBack",
+                _ => "Updating",
+            };
+            conditions::in_progress(reason, m)
         }
-        _ => conditions::available(),
+        Readiness::Failed { summary, detail } => {
+            conditions::unavailable(&format!("{summary}: {detail}"))
+        }
+    }
+}
+
+/// How soon to observe again: soon while something is under way, at the poll interval once
+/// ready.
+fn next_observation(readiness: &Readiness, poll: Duration) -> Duration {
+    match readiness {
+        Readiness::Ready => poll,
+        _ => poll.min(Duration::from_secs(5)),
     }
 }
 
@@ -586,6 +593,24 @@ impl<'a> Reconcile<'a> {
                     .await?
             }
         };
+        let readiness = observed.as_ref().map(|o| o.readiness.clone());
+        let observed = observed.map(|o| o.state);
+        let generation = self.obj.metadata.generation.unwrap_or_default();
+        let failed_here = self
+            .annotation(FAILED_GENERATION)
+            .and_then(|g| g.parse::<i64>().ok())
+            == Some(generation);
+        // A change of this generation failed: recover (roll back) once, then stop applying it.
+        if let (Some(Readiness::Failed { summary, detail }), Some(state), false) =
+            (&readiness, &observed, failed_here || deleting)
+        {
+            if let Some(done) = self
+                .recover(&ctx, state, summary, detail, generation)
+                .await?
+            {
+                return done;
+            }
+        }
         let mut update_plan = None;
         if let (Some(s), Some(c), true) = (&observed, &config, strict) {
             ctx.remember(r.type_name(), s);
@@ -608,10 +633,24 @@ impl<'a> Reconcile<'a> {
         };
         let decision = policy::decide(&policies, deletion, facts);
         tracing::debug!(?decision, ?facts, "decided");
+        use policy::Decision as D;
+        if failed_here && matches!(decision, D::Create | D::Update) {
+            if let Some(s) = &observed {
+                self.at_provider =
+                    Some(convert::to_json(&kind.schema.block, s, Part::Observations));
+            }
+            self.ready = Some(match &readiness {
+                Some(r) => ready_condition(r, self.ready_reason().as_deref()),
+                None => conditions::unavailable("the external resource does not exist"),
+            });
+            return Err(Error::FailedGeneration {
+                generation,
+                why: self.annotation(FAILURE).unwrap_or_default().to_string(),
+            });
+        }
         if let Some(s) = &observed {
             self.at_provider = Some(convert::to_json(&kind.schema.block, s, Part::Observations));
         }
-        use policy::Decision as D;
         match decision {
             D::Paused => {
                 self.synced = Some(conditions::reconcile_paused());
@@ -652,14 +691,9 @@ impl<'a> Reconcile<'a> {
                     self.late_initialize(&spec_for_provider, &state).await?;
                 }
                 self.publish_connection(&state).await?;
-                let ready = readiness(&kind.schema, &state);
-                let again = if ready.status == "True" {
-                    self.poll()
-                } else {
-                    self.poll().min(Duration::from_secs(10))
-                };
-                self.ready = Some(ready);
-                Ok(Action::requeue(again))
+                let readiness = readiness.unwrap_or(Readiness::Ready);
+                self.ready = Some(ready_condition(&readiness, self.ready_reason().as_deref()));
+                Ok(Action::requeue(next_observation(&readiness, self.poll())))
             }
             D::Missing => {
                 self.ready = Some(conditions::unavailable(
@@ -680,7 +714,7 @@ impl<'a> Reconcile<'a> {
         plan: Option<&Desired>,
         config: Option<&Value>,
         ext: &str,
-    ) -> Result<Option<Value>, Error> {
+    ) -> Result<Option<Observed>, Error> {
         let r = self.cx.kind.resource.as_ref();
         let block = &self.cx.kind.schema.block;
         let kept = self
@@ -715,6 +749,66 @@ impl<'a> Reconcile<'a> {
             }
         };
         r.read(ctx, &state).await.map_err(Error::Observe)
+    }
+
+    /// The reason of the `Ready` condition the object shows now.
+    fn ready_reason(&self) -> Option<String> {
+        self.obj.data["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Ready")?["reason"]
+            .as_str()
+            .map(String::from)
+    }
+
+    /// A change failed (observed `Failed`): starts the resource's recovery. When it rolled back
+    /// or removed something, records the failed generation (so it is not applied again) and
+    /// ends the reconcile with that outcome (`Some`); with no recovery, the reconcile goes on
+    /// (`None`) and reports the failure in `Ready`.
+    async fn recover(
+        &mut self,
+        ctx: &Context,
+        state: &Value,
+        summary: &str,
+        detail: &str,
+        generation: i64,
+    ) -> Result<Option<Result<Action, Error>>, Error> {
+        let r = self.cx.kind.resource.as_ref();
+        let recovery = match r.recover(ctx, state, detail).await {
+            Ok(x) => x,
+            Err(e) => {
+                self.event(
+                    EventType::Warning,
+                    "CannotRecoverExternalResource",
+                    e.error.report(),
+                )
+                .await;
+                return Ok(Some(Err(Error::Update(e.error))));
+            }
+        };
+        let (reason, note) = match &recovery {
+            Recovery::None => return Ok(None),
+            Recovery::RolledBack { note, .. } => ("RollingBack", note.clone()),
+            Recovery::Removed { note } => ("Deleting", note.clone()),
+        };
+        let why = format!("{summary}: {detail}");
+        tracing::warn!(%why, generation, "change failed; recovering");
+        self.record_annotations(json!({
+            FAILED_GENERATION: generation.to_string(),
+            FAILURE: why,
+        }))
+        .await?;
+        self.event(
+            EventType::Warning,
+            "RolledBackExternalResource",
+            format!("{summary}: {detail}\n{note}"),
+        )
+        .await;
+        self.ready = Some(conditions::in_progress(reason, &note));
+        Ok(Some(Err(Error::FailedGeneration {
+            generation,
+            why: format!("{summary}: {detail}"),
+        })))
     }
 
     async fn create(
@@ -817,7 +911,6 @@ impl<'a> Reconcile<'a> {
                 e.to_string(),
             )
             .await;
-            self.ready = Some(readiness(&kind.schema, prior));
             return Err(e);
         }
         tracing::info!(%changed, "updating drifted external resource");
@@ -842,7 +935,8 @@ impl<'a> Reconcile<'a> {
                     Part::Observations,
                 ));
                 self.publish_connection(&state).await?;
-                self.ready = Some(readiness(&kind.schema, &state));
+                // Ready comes from observing the change, on the next reconcile.
+                self.ready = Some(conditions::in_progress("Updating", "update started"));
                 Ok(Action::requeue(Duration::from_secs(2).min(self.poll())))
             }
             Err(e) => {
@@ -852,7 +946,6 @@ impl<'a> Reconcile<'a> {
                     e.error.report(),
                 )
                 .await;
-                self.ready = Some(readiness(&kind.schema, e.state.as_ref().unwrap_or(prior)));
                 Err(Error::Update(e.error))
             }
         }
@@ -863,7 +956,12 @@ impl<'a> Reconcile<'a> {
         self.write_status_now(conditions::deleting()).await;
         tracing::info!("deleting external resource");
         match r.delete(ctx, state).await {
-            Ok(()) => {
+            Ok(Deletion::InProgress(left)) => {
+                // Observed again shortly; the finalizer stays until nothing is left.
+                self.ready = Some(conditions::in_progress("Deleting", &left));
+                Ok(Action::requeue(Duration::from_secs(2).min(self.poll())))
+            }
+            Ok(Deletion::Gone) => {
                 self.cx.shared.stats.deletes.fetch_add(1, Ordering::Relaxed);
                 self.event(
                     EventType::Normal,
@@ -874,7 +972,7 @@ impl<'a> Reconcile<'a> {
                     ),
                 )
                 .await;
-                // `delete` returns once the object is gone (its contract), so the finalizer can go.
+                // Nothing is left (the contract of `Gone`), so the finalizer can go.
                 self.remove_finalizer().await?;
                 self.forget_connection();
                 Ok(Action::await_change())
@@ -1133,22 +1231,30 @@ mod tests {
     }
 
     #[test]
-    fn readiness_follows_a_reported_status() {
-        let ep = crate::resources::model_endpoint::schema::schema();
-        let mut s = ep.block.null_object();
-        s.set_attr("status", Value::string("Progressing"));
-        let c = readiness(&ep, &s);
+    fn ready_condition_follows_the_observed_readiness() {
+        let progressing = Readiness::Progressing("1 of 2 replicas available".into());
+        let c = ready_condition(&progressing, Some("Creating"));
         assert_eq!(
-            (c.status.as_str(), c.reason.as_str()),
-            ("False", "Unavailable")
+            (c.status.as_str(), c.reason.as_str(), c.message.as_str()),
+            ("False", "Creating", "1 of 2 replicas available")
         );
-        s.set_attr("status", Value::string("Ready"));
-        assert_eq!(readiness(&ep, &s).reason, "Available");
-        let pool = crate::resources::gpu_compute_pool::schema::schema();
         assert_eq!(
-            readiness(&pool, &pool.block.null_object()).reason,
-            "Available"
+            ready_condition(&progressing, Some("Available")).reason,
+            "Updating"
         );
+        let failed = Readiness::Failed {
+            summary: "Rollout failed".into(),
+            detail: "ProgressDeadlineExceeded".into(),
+        };
+        let c = ready_condition(&failed, None);
+        assert_eq!(
+            (c.reason.as_str(), c.message.as_str()),
+            ("Unavailable", "Rollout failed: ProgressDeadlineExceeded")
+        );
+        assert_eq!(ready_condition(&Readiness::Ready, None).reason, "Available");
+        let poll = Duration::from_secs(60);
+        assert_eq!(next_observation(&Readiness::Ready, poll), poll);
+        assert_eq!(next_observation(&progressing, poll), Duration::from_secs(5));
     }
 
     #[test]
@@ -1181,5 +1287,490 @@ mod tests {
             Duration::from_millis(400),
             "then one per interval"
         );
+    }
+
+    /// The reconciler against the scripted fake API, with a scripted resource whose "cloud" is
+    /// one slot the tests inspect and change (drift, readiness).
+    mod scripted {
+        use super::super::*;
+        use crate::crossplane::fake_api::FakeApi;
+        use crate::cty::Type;
+        use crate::error::ApplyError;
+        use crate::resource::Operation;
+        use crate::schema::{Attribute, Block};
+        use async_trait::async_trait;
+        use kube::runtime::events::Reporter;
+
+        #[derive(Default)]
+        struct Cloud {
+            object: Option<Value>,
+            readiness: Option<Readiness>,
+            /// What a rollback restores.
+            good: Option<Value>,
+            deleting: bool,
+        }
+
+        #[derive(Default)]
+        struct Widget {
+            cloud: Mutex<Cloud>,
+            calls: Mutex<Vec<String>>,
+        }
+
+        impl Widget {
+            fn call(&self, c: impl Into<String>) {
+                self.calls.lock().unwrap().push(c.into());
+            }
+            fn calls(&self) -> Vec<String> {
+                std::mem::take(&mut *self.calls.lock().unwrap())
+            }
+            fn set_ready(&self, r: Readiness) {
+                self.cloud.lock().unwrap().readiness = Some(r);
+            }
+        }
+
+        fn schema() -> Schema {
+            Schema::new(
+                0,
+                Block::new("a scripted widget")
+                    .attr(Attribute::computed("id", Type::String, "ID"))
+                    .attr(Attribute::required("name", Type::String, "name"))
+                    .attr(Attribute::optional("size", Type::Number, "size"))
+                    .attr(Attribute::computed("status", Type::String, "status")),
+            )
+        }
+
+        #[async_trait]
+        impl Resource for Widget {
+            fn type_name(&self) -> &'static str {
+                "paved_widget"
+            }
+            fn schema(&self) -> Schema {
+                schema()
+            }
+            async fn read(
+                &self,
+                _ctx: &Context,
+                state: &Value,
+            ) -> Result<Option<Observed>, ResourceError> {
+                self.call("read");
+                let c = self.cloud.lock().unwrap();
+                Ok(c.object.as_ref().map(|o| {
+                    let mut v = state.clone();
+                    v.set_attr("size", o.get("size").clone());
+                    v.set_attr("status", Value::string("seen"));
+                    Observed {
+                        state: v,
+                        readiness: c.readiness.clone().unwrap_or(Readiness::Ready),
+                    }
+                }))
+            }
+            async fn create(&self, _ctx: &Context, planned: &Value) -> Result<Value, ApplyError> {
+                self.call(format!(
+                    "create {}",
+                    planned.get("id").as_str().unwrap_or("?")
+                ));
+                let mut v = planned.clone();
+                v.set_attr("status", Value::string("new"));
+                let mut c = self.cloud.lock().unwrap();
+                c.object = Some(v.clone());
+                c.readiness = Some(Readiness::Progressing("starting".into()));
+                Ok(v)
+            }
+            async fn update(
+                &self,
+                _ctx: &Context,
+                prior: &Value,
+                planned: &Value,
+            ) -> Result<Value, ApplyError> {
+                self.call(format!(
+                    "update size {} -> {}",
+                    prior.get("size").as_f64().unwrap_or(0.0),
+                    planned.get("size").as_f64().unwrap_or(0.0)
+                ));
+                let mut v = planned.clone();
+                v.set_attr("status", Value::string("changed"));
+                let mut c = self.cloud.lock().unwrap();
+                c.good = c.object.take();
+                c.object = Some(v.clone());
+                c.readiness = Some(Readiness::Progressing("rolling out".into()));
+                Ok(v)
+            }
+            async fn delete(
+                &self,
+                _ctx: &Context,
+                _prior: &Value,
+            ) -> Result<Deletion, ResourceError> {
+                self.call("delete");
+                let mut c = self.cloud.lock().unwrap();
+                if c.deleting {
+                    c.object = None;
+                    return Ok(Deletion::Gone);
+                }
+                c.deleting = true;
+                Ok(Deletion::InProgress("still deleting the widget".into()))
+            }
+            async fn recover(
+                &self,
+                _ctx: &Context,
+                _observed: &Value,
+                _failure: &str,
+            ) -> Result<Recovery, ApplyError> {
+                self.call("recover");
+                let mut c = self.cloud.lock().unwrap();
+                match c.good.take() {
+                    Some(g) => {
+                        c.object = Some(g.clone());
+                        c.readiness = Some(Readiness::Progressing("rolling back".into()));
+                        Ok(Recovery::RolledBack {
+                            to: g,
+                            note: "size 1 serves again".into(),
+                        })
+                    }
+                    None => {
+                        c.object = None;
+                        Ok(Recovery::Removed {
+                            note: "removed".into(),
+                        })
+                    }
+                }
+            }
+            fn choose_id(&self, planned: &Value) -> Option<String> {
+                planned.get("name").as_str().map(|n| format!("w-{n}"))
+            }
+            fn importer(&self) -> Option<&dyn crate::resource::ImportState> {
+                Some(self)
+            }
+            fn timeout(&self, _v: &Value, _op: Operation) -> Duration {
+                Duration::from_secs(1)
+            }
+        }
+
+        #[async_trait]
+        impl crate::resource::ImportState for Widget {
+            async fn import(&self, _ctx: &Context, id: &str) -> Result<Value, ResourceError> {
+                self.call(format!("import {id}"));
+                let mut v = schema().block.null_object();
+                v.set_attr("id", Value::string(id));
+                Ok(v)
+            }
+        }
+
+        const PATH: &str = "/apis/paved.dev/v1alpha1/widgets/one";
+
+        struct World {
+            fake: FakeApi,
+            widget: Arc<Widget>,
+            cx: Arc<KindContext>,
+        }
+
+        fn world(spec: J) -> World {
+            let fake = FakeApi::new();
+            fake.put(
+                "/apis/paved.dev/v1alpha1/providerconfigs/default",
+                json!({"apiVersion": "paved.dev/v1alpha1", "kind": "ProviderConfig",
+                       "metadata": {"name": "default"}, "spec": {}}),
+            );
+            fake.put(
+                PATH,
+                json!({"apiVersion": "paved.dev/v1alpha1", "kind": "Widget",
+                       "metadata": {"name": "one"}, "spec": spec}),
+            );
+            let client = fake.client();
+            let recorder = Recorder::new(
+                client.clone(),
+                Reporter {
+                    controller: "paved-test".into(),
+                    instance: None,
+                },
+            );
+            let shared = Arc::new(Shared::new(
+                client,
+                recorder,
+                Duration::from_secs(60),
+                1000,
+                Faults::default(),
+            ));
+            let widget = Arc::new(Widget::default());
+            let cx = Arc::new(KindContext {
+                shared,
+                kind: ManagedKind::new(widget.clone()),
+            });
+            World { fake, widget, cx }
+        }
+
+        impl World {
+            async fn reconcile(&self) -> Result<Action, Error> {
+                let obj: DynamicObject =
+                    serde_json::from_value(self.fake.get(PATH).expect("the MR exists")).unwrap();
+                reconcile(Arc::new(obj), self.cx.clone()).await
+            }
+            fn mr(&self) -> J {
+                self.fake.get(PATH).expect("the MR exists")
+            }
+            fn condition(&self, t: &str) -> (String, String, String) {
+                let mr = self.mr();
+                let c = mr["status"]["conditions"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|c| c["type"] == t).cloned())
+                    .unwrap_or(J::Null);
+                let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+                (s("status"), s("reason"), s("message"))
+            }
+            fn annotation(&self, k: &str) -> Option<String> {
+                self.mr()["metadata"]["annotations"][k]
+                    .as_str()
+                    .map(String::from)
+            }
+            fn set_size(&self, size: i64) {
+                self.fake.edit(PATH, |o| {
+                    o["spec"]["forProvider"]["size"] = json!(size);
+                });
+            }
+        }
+
+        fn spec(size: i64) -> J {
+            json!({"forProvider": {"name": "one", "size": size}})
+        }
+
+        #[tokio::test]
+        async fn create_records_the_name_first_then_converges_to_ready_without_waiting() {
+            let w = world(spec(1));
+            w.reconcile().await.unwrap();
+            assert_eq!(w.widget.calls(), ["create w-one"]);
+            assert_eq!(w.annotation(EXTERNAL_NAME).as_deref(), Some("w-one"));
+            assert!(w.annotation(CREATE_PENDING).is_some());
+            assert!(w.annotation(CREATE_SUCCEEDED).is_some());
+            assert_eq!(
+                w.mr()["metadata"]["finalizers"],
+                json!([FINALIZER]),
+                "finalizer before anything is created"
+            );
+            assert_eq!(w.condition("Ready").1, "Creating");
+            // Still starting: observed, reported with its progress, requeued soon; no verb.
+            let a = w.reconcile().await.unwrap();
+            assert_eq!(w.widget.calls(), ["read"]);
+            assert_eq!(
+                w.condition("Ready"),
+                ("False".into(), "Creating".into(), "starting".into())
+            );
+            assert_eq!(a, Action::requeue(Duration::from_secs(5)));
+            w.widget.set_ready(Readiness::Ready);
+            let a = w.reconcile().await.unwrap();
+            assert_eq!(w.condition("Ready").1, "Available");
+            assert_eq!(w.condition("Synced").1, "ReconcileSuccess");
+            assert_eq!(a, Action::requeue(Duration::from_secs(60)));
+            assert!(w
+                .fake
+                .event_reasons()
+                .contains(&"CreatedExternalResource".to_string()));
+        }
+
+        #[tokio::test]
+        async fn an_unchanged_poll_writes_nothing() {
+            let w = world(spec(1));
+            w.reconcile().await.unwrap();
+            w.widget.set_ready(Readiness::Ready);
+            w.reconcile().await.unwrap();
+            w.fake.take_requests();
+            w.reconcile().await.unwrap();
+            let writes: Vec<String> = w
+                .fake
+                .take_requests()
+                .into_iter()
+                .filter(|r| !r.starts_with("GET"))
+                .collect();
+            assert!(writes.is_empty(), "{writes:?}");
+        }
+
+        #[tokio::test]
+        async fn drift_is_corrected_by_an_update_that_reports_updating() {
+            let w = world(spec(1));
+            w.reconcile().await.unwrap();
+            w.widget.set_ready(Readiness::Ready);
+            w.reconcile().await.unwrap();
+            w.widget.calls();
+            // Out of band, the widget shrank to 0: the desired size 1 is applied again.
+            w.widget
+                .cloud
+                .lock()
+                .unwrap()
+                .object
+                .as_mut()
+                .unwrap()
+                .set_attr("size", Value::int(0));
+            w.reconcile().await.unwrap();
+            assert_eq!(w.widget.calls(), ["read", "update size 0 -> 1"]);
+            assert_eq!(w.condition("Ready").1, "Updating");
+            assert!(w
+                .fake
+                .event_reasons()
+                .contains(&"UpdatedExternalResource".to_string()));
+        }
+
+        #[tokio::test]
+        async fn a_failed_rollout_is_rolled_back_once_and_not_applied_again() {
+            let w = world(spec(1));
+            w.reconcile().await.unwrap();
+            w.widget.set_ready(Readiness::Ready);
+            w.reconcile().await.unwrap();
+            w.set_size(2);
+            w.reconcile().await.unwrap();
+            w.widget.calls();
+            w.widget.set_ready(Readiness::Failed {
+                summary: "Rollout failed".into(),
+                detail: "ProgressDeadlineExceeded".into(),
+            });
+            let e = w.reconcile().await.unwrap_err();
+            assert!(
+                matches!(e, Error::FailedGeneration { generation: 2, .. }),
+                "{e}"
+            );
+            assert_eq!(w.widget.calls(), ["read", "recover"]);
+            assert_eq!(w.annotation(FAILED_GENERATION).as_deref(), Some("2"));
+            assert_eq!(w.condition("Ready").1, "RollingBack");
+            let (status, _, message) = w.condition("Synced");
+            assert_eq!(status, "False");
+            assert!(
+                message.contains("Rollout failed: ProgressDeadlineExceeded"),
+                "{message}"
+            );
+            // The old revision is ready again; generation 2 is not re-applied.
+            w.widget.set_ready(Readiness::Ready);
+            let e = w.reconcile().await.unwrap_err();
+            assert!(matches!(e, Error::FailedGeneration { .. }), "{e}");
+            assert_eq!(w.widget.calls(), ["read"]);
+            assert_eq!(w.condition("Ready").1, "Available");
+            assert!(w
+                .fake
+                .event_reasons()
+                .contains(&"RolledBackExternalResource".to_string()));
+            // A new spec is applied.
+            w.set_size(3);
+            w.reconcile().await.unwrap();
+            assert_eq!(w.widget.calls(), ["read", "update size 1 -> 3"]);
+        }
+
+        #[tokio::test]
+        async fn a_failed_first_revision_is_removed_and_not_created_again() {
+            let w = world(spec(1));
+            w.reconcile().await.unwrap();
+            w.widget.set_ready(Readiness::Failed {
+                summary: "Rollout failed".into(),
+                detail: "pods never became ready".into(),
+            });
+            assert!(w.reconcile().await.is_err());
+            assert_eq!(w.widget.calls(), ["create w-one", "read", "recover"]);
+            assert_eq!(w.condition("Ready").1, "Deleting");
+            assert!(w.reconcile().await.is_err());
+            assert_eq!(w.widget.calls(), ["read"], "no second create");
+        }
+
+        #[tokio::test]
+        async fn delete_keeps_the_finalizer_until_the_resource_says_gone() {
+            let w = world(spec(1));
+            w.reconcile().await.unwrap();
+            w.widget.set_ready(Readiness::Ready);
+            w.reconcile().await.unwrap();
+            w.widget.calls();
+            w.fake.edit(PATH, |o| {
+                o["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+            });
+            let a = w.reconcile().await.unwrap();
+            assert_eq!(w.widget.calls(), ["read", "delete"]);
+            assert_eq!(
+                w.condition("Ready"),
+                (
+                    "False".into(),
+                    "Deleting".into(),
+                    "still deleting the widget".into()
+                )
+            );
+            assert_eq!(a, Action::requeue(Duration::from_secs(2)));
+            w.reconcile().await.unwrap();
+            assert_eq!(w.widget.calls(), ["read", "delete"]);
+            assert!(w.fake.get(PATH).is_none(), "finalizer removed, object gone");
+        }
+
+        #[tokio::test]
+        async fn an_interrupted_create_is_adopted_not_repeated() {
+            let w = world(spec(1));
+            // A previous controller recorded the name and died before confirming the create;
+            // the widget exists.
+            w.fake.edit(PATH, |o| {
+                o["metadata"]["annotations"] = json!({
+                    EXTERNAL_NAME: "w-one",
+                    CREATE_PENDING: "2026-01-01T00:00:00Z",
+                });
+                o["metadata"]["finalizers"] = json!([FINALIZER]);
+            });
+            {
+                let mut c = w.widget.cloud.lock().unwrap();
+                let mut v = schema().block.null_object();
+                v.set_attr("id", Value::string("w-one"));
+                v.set_attr("name", Value::string("one"));
+                v.set_attr("size", Value::int(1));
+                c.object = Some(v);
+            }
+            w.reconcile().await.unwrap();
+            assert_eq!(w.widget.calls(), ["read"]);
+            assert!(w.annotation(CREATE_SUCCEEDED).is_some());
+            assert_eq!(w.condition("Ready").1, "Available");
+        }
+
+        #[tokio::test]
+        async fn a_pending_create_without_a_name_is_reported_not_repeated() {
+            let w = world(spec(1));
+            w.fake.edit(PATH, |o| {
+                o["metadata"]["annotations"] = json!({CREATE_PENDING: "2026-01-01T00:00:00Z"});
+            });
+            let e = w.reconcile().await.unwrap_err();
+            assert!(matches!(e, Error::CreateUnknown), "{e}");
+            assert!(w.widget.calls().is_empty());
+        }
+
+        #[tokio::test]
+        async fn paused_and_observe_only_resources_are_never_changed() {
+            let w = world(spec(1));
+            w.fake.edit(PATH, |o| {
+                o["metadata"]["annotations"] = json!({PAUSED: "true"});
+            });
+            w.reconcile().await.unwrap();
+            assert!(w.widget.calls().is_empty());
+            assert_eq!(w.condition("Synced").1, "ReconcilePaused");
+
+            let w = world(json!({"forProvider": {"name": "one", "size": 1},
+                                 "managementPolicies": ["Observe"]}));
+            w.fake.edit(PATH, |o| {
+                o["metadata"]["annotations"] = json!({EXTERNAL_NAME: "w-one"});
+            });
+            // Nothing exists: observe-only may not create it.
+            let e = w.reconcile().await.unwrap_err();
+            assert!(matches!(e, Error::Missing), "{e}");
+            assert_eq!(w.widget.calls(), ["import w-one", "read"]);
+            {
+                let mut c = w.widget.cloud.lock().unwrap();
+                let mut v = schema().block.null_object();
+                v.set_attr("size", Value::int(7));
+                c.object = Some(v);
+            }
+            // It exists, drifted from the spec: observed and reported, never updated.
+            w.reconcile().await.unwrap();
+            assert_eq!(w.widget.calls(), ["import w-one", "read"]);
+            assert_eq!(w.mr()["status"]["atProvider"]["status"], "seen");
+        }
+
+        #[tokio::test]
+        async fn an_invalid_spec_is_synced_false_and_touches_nothing() {
+            let w = world(json!({"forProvider": {"name": "one", "size": "big"}}));
+            let e = w.reconcile().await.unwrap_err();
+            assert!(matches!(e, Error::Spec(_)), "{e}");
+            assert!(w.widget.calls().is_empty());
+            let (status, reason, message) = w.condition("Synced");
+            assert_eq!(
+                (status.as_str(), reason.as_str()),
+                ("False", "ReconcileError")
+            );
+            assert!(message.contains("spec.forProvider.size"), "{message}");
+        }
     }
 }

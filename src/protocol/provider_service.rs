@@ -411,7 +411,7 @@ impl pb::provider_server::Provider for ProviderService {
             }
             let ctx = self.provider.context();
             match r.read(&ctx, &state).await {
-                Ok(Some(mut v)) => {
+                Ok(Some(crate::resource::Observed { state: mut v, .. })) => {
                     s.block.clear_write_only(&mut v);
                     match convert::encode(&v, t) {
                         Ok(dv) => {
@@ -544,21 +544,23 @@ impl pb::provider_server::Provider for ProviderService {
             let ctx = self.provider.context();
             let outcome = if planned.is_null() {
                 tracing::info!("deleting");
-                match r.delete(&ctx, &prior).await {
+                match crate::converge::delete(r.as_ref(), &ctx, &prior).await {
                     Ok(()) => Ok(Value::Null),
                     // A failed delete leaves the object in state, as it still exists.
                     Err(e) => Err(crate::error::ApplyError::with_state(e, prior.clone())),
                 }
             } else if prior.is_null() {
                 tracing::info!("creating");
-                r.create(&ctx, &planned).await
+                crate::converge::create(r.as_ref(), &ctx, &planned).await
             } else {
                 tracing::info!("updating");
-                r.update(&ctx, &prior, &planned).await.map_err(|mut e| {
-                    // An update that could not say what exists keeps the prior state.
-                    e.state.get_or_insert_with(|| prior.clone());
-                    e
-                })
+                crate::converge::update(r.as_ref(), &ctx, &prior, &planned)
+                    .await
+                    .map_err(|mut e| {
+                        // An update that could not say what exists keeps the prior state.
+                        e.state.get_or_insert_with(|| prior.clone());
+                        e
+                    })
             };
             match outcome {
                 Ok(v) if !v.is_wholly_known() => fail(

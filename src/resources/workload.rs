@@ -80,6 +80,11 @@ pub fn decode_args(schema: &Schema, obj: &Json, what: &str) -> Result<Value, Res
                 None,
             )
         })?;
+    decode_args_text(schema, raw, what)
+}
+
+/// Rebuilds arguments from their JSON text (as [`encode_args`] wrote it).
+pub fn decode_args_text(schema: &Schema, raw: &str, what: &str) -> Result<Value, ResourceError> {
     let unreadable = |e: crate::error::Cause| {
         ResourceError::unreadable(
             what,
@@ -242,6 +247,107 @@ pub fn status_text(problems: &[String], progress: &[Progress]) -> String {
         return format!("Progressing: {w}");
     }
     "Ready".to_string()
+}
+
+/// The readiness of a resource made of several objects: failed when Kubernetes gave up on one
+/// of them (`failed` is the summary), progressing while one rolls out or a companion object is
+/// missing (the next plan repairs it), else ready.
+pub fn readiness(
+    problems: &[String],
+    progress: &[(String, Progress)],
+    failed: &str,
+) -> crate::resource::Readiness {
+    use crate::resource::Readiness;
+    if let Some((what, Progress::Failed { condition, message })) = progress
+        .iter()
+        .find(|(_, p)| matches!(p, Progress::Failed { .. }))
+    {
+        return Readiness::Failed {
+            summary: failed.to_string(),
+            detail: format!("{what} failed: condition {condition}: {message}"),
+        };
+    }
+    if !problems.is_empty() {
+        return Readiness::Progressing(problems.join("; "));
+    }
+    match progress
+        .iter()
+        .find(|(_, p)| matches!(p, Progress::Waiting(_)))
+    {
+        Some((what, Progress::Waiting(w))) => Readiness::Progressing(format!("{what}: {w}")),
+        _ => Readiness::Ready,
+    }
+}
+
+/// Objects as (kind, name) — or, for the labelled ones, (kind, label selector).
+pub type ObjectRefs = Vec<(Kind, String)>;
+
+/// Starts deleting `objects` (and every object of each `(kind, selector)` in `labelled`) and
+/// says what is still there: the non-blocking half of a delete. Deleting what is already being
+/// deleted, or gone, is fine, so a caller repeats this until [`crate::resource::Deletion::Gone`].
+pub async fn start_delete(
+    kube: &dyn KubeApi,
+    ns: &str,
+    objects: &[(Kind, String)],
+    labelled: &[(Kind, String)],
+) -> Result<crate::resource::Deletion, ResourceError> {
+    let mut all: Vec<(Kind, String)> = objects.to_vec();
+    for (kind, selector) in labelled {
+        for o in kube.list(*kind, ns, selector).await? {
+            if let Some(n) = o["metadata"]["name"].as_str() {
+                all.push((*kind, n.to_string()));
+            }
+        }
+    }
+    let mut left = vec![];
+    for (k, name) in &all {
+        if kube.get(*k, ns, name).await?.is_some() {
+            kube.delete(*k, ns, name).await?;
+            left.push(format!("{} {name}", k.name()));
+        }
+    }
+    Ok(if left.is_empty() {
+        crate::resource::Deletion::Gone
+    } else {
+        crate::resource::Deletion::InProgress(format!("still deleting {}", left.join(", ")))
+    })
+}
+
+/// Blocks until one of `objects` changes (a watch on each that exists), `within` passes, or
+/// `cancel` fires: what [`crate::resource::Resource::await_change`] is for the Kubernetes
+/// resources. Errors end the block early; the caller observes again anyway.
+pub async fn await_objects(
+    kube: &dyn KubeApi,
+    ns: &str,
+    objects: &[(Kind, String)],
+    within: Duration,
+    cancel: &Cancel,
+) {
+    let mut watches = vec![];
+    for (k, name) in objects {
+        match kube.get(*k, ns, name).await {
+            Ok(Some(obj)) => {
+                let rv = obj["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or("0")
+                    .to_string();
+                let (k, name) = (*k, name.clone());
+                watches.push(Box::pin(async move {
+                    let _ = kube.watch_next(k, ns, &name, &rv, within).await;
+                }));
+            }
+            Ok(None) => {}
+            Err(_) => return,
+        }
+    }
+    if watches.is_empty() {
+        let _ = cancel.sleep(within.min(Duration::from_secs(1))).await;
+        return;
+    }
+    tokio::select! {
+        _ = futures::future::select_all(watches) => {}
+        _ = cancel.sleep(within) => {}
+    }
 }
 
 /// Why a wait ended without success.

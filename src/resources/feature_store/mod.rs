@@ -13,10 +13,13 @@ use crate::context::Context;
 use crate::cty::Value;
 use crate::diag::{AttrPath, Diagnostics};
 use crate::error::{ApplyError, ResourceError};
-use crate::resource::{ImportState, ModifyPlan, PlanInputs, Resource, ValidateConfig};
+use crate::resource::{
+    Deletion, ImportState, ModifyPlan, Observed, Operation, PlanInputs, Resource, ValidateConfig,
+};
 use crate::schema::Schema;
 use async_trait::async_trait;
 use spec::{FeatureStoreSpec, OnlineStore};
+use std::time::Duration;
 
 pub struct FeatureStore;
 
@@ -68,15 +71,15 @@ impl Resource for FeatureStore {
     fn schema(&self) -> Schema {
         schema::schema()
     }
-    async fn read(&self, ctx: &Context, state: &Value) -> Result<Option<Value>, ResourceError> {
+    async fn read(&self, ctx: &Context, state: &Value) -> Result<Option<Observed>, ResourceError> {
         let mut v = ops::observe(ctx, state).await?;
         if let Some(v) = v.as_mut() {
-            crate::resources::common::default_deletion_protection(v);
+            crate::resources::common::default_deletion_protection(&mut v.state);
         }
         Ok(v)
     }
     async fn create(&self, ctx: &Context, planned: &Value) -> Result<Value, ApplyError> {
-        ops::apply(ctx, None, planned, "create").await
+        ops::apply(ctx, None, planned).await
     }
     async fn update(
         &self,
@@ -84,13 +87,32 @@ impl Resource for FeatureStore {
         prior: &Value,
         planned: &Value,
     ) -> Result<Value, ApplyError> {
-        ops::apply(ctx, Some(prior), planned, "update").await
+        ops::apply(ctx, Some(prior), planned).await
     }
-    async fn delete(&self, ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
+    async fn delete(&self, ctx: &Context, prior: &Value) -> Result<Deletion, ResourceError> {
         if let Some(e) = crate::resources::common::deletion_refused(prior, TYPE_NAME) {
             return Err(e);
         }
         ops::delete(ctx, prior).await
+    }
+    async fn await_change(&self, ctx: &Context, state: &Value, within: Duration) {
+        let Ok(kube) = ctx.kube() else { return };
+        let (ns, objects) = ops::watched_objects(state);
+        crate::resources::workload::await_objects(
+            kube.as_ref(),
+            &ns,
+            &objects,
+            within,
+            &ctx.cancel,
+        )
+        .await;
+    }
+    fn timeout(&self, v: &Value, op: Operation) -> Duration {
+        let default = match op {
+            Operation::Delete => Duration::from_secs(600),
+            _ => Duration::from_secs(15 * 60),
+        };
+        crate::resources::common::timeout(v, op.as_str(), default)
     }
     fn validator(&self) -> Option<&dyn ValidateConfig> {
         Some(self)

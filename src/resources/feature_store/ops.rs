@@ -1,4 +1,5 @@
-//! Apply, observe, delete and import a feature store's objects, waiting with watches.
+//! Apply, observe, delete and import a feature store's objects. The verbs start a change and
+//! return; [`observe`] reports when the feature server is available.
 
 use super::config::{self, OnlineTarget};
 use super::manifests::{self, STORE_LABEL};
@@ -8,10 +9,9 @@ use crate::context::Context;
 use crate::cty::Value;
 use crate::diag::AttrPath;
 use crate::error::{ApplyError, ResourceError};
-use crate::resources::common::timeout;
+use crate::resource::{Deletion, Observed};
 use crate::resources::workload;
 use serde_json::Value as Json;
-use std::time::{Duration, Instant};
 
 /// Attributes the provider computes; everything else is an argument.
 pub const COMPUTED: [&str; 5] = [
@@ -106,13 +106,13 @@ fn companions(s: &FeatureStoreSpec) -> Vec<(Kind, String)> {
     v
 }
 
+/// Applies every object at once: the feature server retries its online store until the
+/// managed Redis is up, so nothing waits here.
 async fn apply_objects(
-    ctx: &Context,
     kube: &dyn KubeApi,
     s: &FeatureStoreSpec,
     target: &OnlineTarget,
     annotation: &str,
-    deadline: Instant,
 ) -> Result<(), ResourceError> {
     let ns = &s.namespace;
     let password = match kube.get(Kind::Secret, ns, &s.secret_name()).await? {
@@ -152,23 +152,6 @@ async fn apply_objects(
             &manifests::redis_statefulset(s, storage_size),
         )
         .await?;
-        workload::wait_for(
-            kube,
-            Kind::StatefulSet,
-            ns,
-            &s.redis_name(),
-            deadline,
-            &ctx.cancel,
-            workload::statefulset_progress,
-        )
-        .await
-        .map_err(|e| {
-            failed(
-                "The managed Redis did not become ready",
-                e,
-                &format!("kubectl -n {ns} describe statefulset {}", s.redis_name()),
-            )
-        })?;
     } else {
         for k in [Kind::StatefulSet, Kind::Service, Kind::NetworkPolicy] {
             kube.delete(k, ns, &s.redis_name()).await?;
@@ -199,28 +182,7 @@ async fn apply_objects(
                 .await?
         }
     }
-    workload::wait_for(
-        kube,
-        Kind::Deployment,
-        ns,
-        &s.server_name(),
-        deadline,
-        &ctx.cancel,
-        workload::deployment_progress,
-    )
-    .await
-    .map_err(|e| {
-        failed(
-            "The feature server did not become available",
-            e,
-            &format!("kubectl -n {ns} describe deployment {}", s.server_name()),
-        )
-    })?;
     Ok(())
-}
-
-fn failed(summary: &str, e: workload::WaitError, inspect: &str) -> ResourceError {
-    workload::failure(summary, e, &format!("\nInspect it with: {inspect}"))
 }
 
 /// The arguments for the import annotation; the external connection string is a secret and
@@ -234,28 +196,18 @@ fn annotation(planned: &Value) -> Result<String, ResourceError> {
     workload::encode_args(&super::schema::schema(), &v, &COMPUTED)
 }
 
-/// Create (prior = None) or update.
+/// Starts a create (prior = None) or an update: applies every object and returns;
+/// [`observe`] reports when the server (and the managed Redis) are ready.
 pub async fn apply(
     ctx: &Context,
     prior: Option<&Value>,
     planned: &Value,
-    op: &str,
 ) -> Result<Value, ApplyError> {
     let kube = ctx.kube()?.clone();
     let s = FeatureStoreSpec::from_value(planned);
-    let deadline =
-        crate::resources::common::deadline(timeout(planned, op, Duration::from_secs(15 * 60)));
     let target = resolve_target(kube.as_ref(), &s).await?;
-    let result = apply_objects(
-        ctx,
-        kube.as_ref(),
-        &s,
-        &target,
-        &annotation(planned)?,
-        deadline,
-    )
-    .await;
-    let observed = observe(ctx, planned).await;
+    let result = apply_objects(kube.as_ref(), &s, &target, &annotation(planned)?).await;
+    let observed = observe(ctx, planned).await.map(|o| o.map(|o| o.state));
     match (result, observed) {
         (Ok(()), Ok(Some(v))) => Ok(v),
         (Ok(()), Ok(None)) => Err(ResourceError::NotFound(format!(
@@ -276,7 +228,7 @@ pub async fn apply(
                 // A create that failed before its Deployment existed removes what it made, so
                 // nothing is left outside Terraform's state.
                 Ok(None) if prior.is_none() => match delete(ctx, planned).await {
-                    Ok(()) => None,
+                    Ok(_) => None,
                     Err(c) => {
                         tracing::error!(error = %c.report(), "removing the objects of the failed create failed; returning what may exist");
                         Some(placeholder(planned, &target))
@@ -315,7 +267,7 @@ fn placeholder(planned: &Value, target: &OnlineTarget) -> Value {
 /// and replicas and an external connection string come from the cluster so out-of-band edits
 /// show as drift; missing companion objects make the status Degraded, which the next plan
 /// repairs.
-pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Value>, ResourceError> {
+pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Observed>, ResourceError> {
     let kube = ctx.kube()?;
     let s = FeatureStoreSpec::from_value(state);
     let ns = &s.namespace;
@@ -333,6 +285,10 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Value>, Reso
     }
     let mut problems = vec![];
     let mut progress = vec![workload::deployment_progress(&dep)];
+    let mut tracks = vec![(
+        format!("Deployment {ns}/{}", s.server_name()),
+        progress[0].clone(),
+    )];
     for (kind, name) in companions(&s) {
         match kube.get(kind, ns, &name).await? {
             None => problems.push(format!("{} {name} is missing", kind.name())),
@@ -355,7 +311,14 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Value>, Reso
                         o.set_attr("connection_string", Value::string(c));
                     }
                 }
-                Kind::StatefulSet => progress.push(workload::statefulset_progress(&obj)),
+                Kind::StatefulSet => {
+                    let p = workload::statefulset_progress(&obj);
+                    tracks.push((
+                        format!("the managed Redis StatefulSet {ns}/{name}"),
+                        p.clone(),
+                    ));
+                    progress.push(p);
+                }
                 _ => {}
             },
         }
@@ -366,43 +329,59 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Value>, Reso
     let status = workload::status_text(&problems, &progress);
     set_identity(&mut out, &s);
     out.set_attr("status", Value::string(status));
-    Ok(Some(out))
+    let readiness = match workload::readiness(
+        &problems,
+        &tracks,
+        "The feature server did not become available",
+    ) {
+        crate::resource::Readiness::Failed { summary, detail } => {
+            crate::resource::Readiness::Failed {
+                summary,
+                detail: format!(
+                    "{detail}\nInspect it with: kubectl -n {ns} describe deployment {}",
+                    s.server_name()
+                ),
+            }
+        }
+        r => r,
+    };
+    Ok(Some(Observed {
+        state: out,
+        readiness,
+    }))
 }
 
-pub async fn delete(ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
-    let kube = ctx.kube()?;
+/// Starts deleting every object of the store (its volume claims by label too); `Gone` once
+/// none is left.
+pub async fn delete(ctx: &Context, prior: &Value) -> Result<Deletion, ResourceError> {
     let s = FeatureStoreSpec::from_value(prior);
-    let ns = &s.namespace;
-    let deadline =
-        crate::resources::common::deadline(timeout(prior, "delete", Duration::from_secs(600)));
-    let mut objects = vec![
+    let objects = vec![
         (Kind::CronJob, s.materialize_name()),
         (Kind::Deployment, s.server_name()),
-    ];
-    objects.extend([
         (Kind::StatefulSet, s.redis_name()),
         (Kind::Service, s.redis_name()),
         (Kind::NetworkPolicy, s.redis_name()),
-    ]);
-    objects.extend([
         (Kind::Service, s.name.clone()),
         (Kind::NetworkPolicy, s.name.clone()),
         (Kind::ConfigMap, s.config_map_name()),
-    ]);
-    objects.extend([
         (Kind::Secret, s.secret_name()),
         (Kind::PersistentVolumeClaim, s.data_claim()),
-    ]);
-    workload::delete_all(kube.as_ref(), ns, &objects, deadline, &ctx.cancel).await?;
-    workload::delete_labelled(
-        kube.as_ref(),
+    ];
+    let labelled = [(
         Kind::PersistentVolumeClaim,
-        ns,
-        &format!("{STORE_LABEL}={}", s.name),
-        deadline,
-        &ctx.cancel,
-    )
-    .await
+        format!("{STORE_LABEL}={}", s.name),
+    )];
+    workload::start_delete(ctx.kube()?.as_ref(), &s.namespace, &objects, &labelled).await
+}
+
+/// The objects a wait on `state` watches: the server and the managed Redis.
+pub fn watched_objects(state: &Value) -> (String, Vec<(Kind, String)>) {
+    let s = FeatureStoreSpec::from_value(state);
+    let v = vec![
+        (Kind::Deployment, s.server_name()),
+        (Kind::StatefulSet, s.redis_name()),
+    ];
+    (s.namespace, v)
 }
 
 /// Import by `namespace/name` from the arguments paved wrote on the feature server Deployment.

@@ -14,6 +14,7 @@ use crate::cloud::aws::{Ec2Api, Instance, LaunchTemplateSpec, RunRequest, POOL_T
 use crate::context::Context;
 use crate::cty::Value;
 use crate::error::{ApplyError, ResourceError};
+use crate::resource::{Deletion, Readiness};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -221,28 +222,6 @@ impl<'a> Ops<'a> {
         Ok(launched)
     }
 
-    /// Waits (polling with backoff; EC2 has no watch) until every instance is running. Instances
-    /// EC2 does not list yet count as pending: right after RunInstances they may not be visible.
-    async fn wait_running(&self, ids: &[String]) -> Result<Vec<Instance>, ResourceError> {
-        let mut delay = Duration::from_millis(250);
-        loop {
-            let found = self.ec2.instances(ids).await?;
-            if let Some(dead) = found.iter().find(|i| !i.is_live()) {
-                return Err(ResourceError::failed(
-                    "Instance stopped while starting",
-                    format!(
-                        "instance {} went to {} while starting (spot reclaim or a bad image?)",
-                        dead.id, dead.state
-                    ),
-                ));
-            }
-            if found.len() == ids.len() && found.iter().all(|i| i.state == "running") {
-                return Ok(found);
-            }
-            self.pause(&mut delay, "instances to reach running").await?;
-        }
-    }
-
     /// Waits until every instance is terminated (or unknown to EC2).
     async fn wait_terminated(&self, ids: &[String]) -> Result<(), ResourceError> {
         let mut delay = Duration::from_millis(250);
@@ -390,12 +369,11 @@ pub async fn create(ctx: &Context, planned: &Value) -> Result<Value, ApplyError>
             .take(adopted.len() - desired.max(0) as usize)
             .map(|i| i.id.clone())
             .collect();
-        let result = match ops.ec2.terminate_instances(&excess).await {
-            Ok(()) => ops.wait_terminated(&excess).await,
-            Err(e) => Err(e.into()),
-        };
-        if let Err(e) = result {
-            return Err(ApplyError::with_state(e, finish(&state, &adopted, ctx)));
+        if let Err(e) = ops.ec2.terminate_instances(&excess).await {
+            return Err(ApplyError::with_state(
+                e.into(),
+                finish(&state, &adopted, ctx),
+            ));
         }
         adopted.retain(|i| !excess.contains(&i.id));
     }
@@ -407,24 +385,17 @@ pub async fn create(ctx: &Context, planned: &Value) -> Result<Value, ApplyError>
     {
         Ok(launched) => {
             let all: Vec<Instance> = adopted.iter().chain(&launched).cloned().collect();
-            let ids: Vec<String> = all.iter().map(|i| i.id.clone()).collect();
-            let running = match ops.wait_running(&ids).await {
-                Ok(running) => running,
-                Err(e) => return Err(ApplyError::with_state(e, finish(&state, &all, ctx))),
-            };
-            // The pool is whole: a later create under this ID must not adopt it.
+            // Every instance is launched, so the pool is whole: a later create under this ID
+            // must not adopt it. Whether they reach running is for `read` to report.
             let done = BTreeMap::from([(CREATED_TAG.to_string(), "true".to_string())]);
             if let Err(e) = ops
                 .ec2
                 .update_tags(std::slice::from_ref(&lt_id), &done, &[])
                 .await
             {
-                return Err(ApplyError::with_state(
-                    e.into(),
-                    finish(&state, &running, ctx),
-                ));
+                return Err(ApplyError::with_state(e.into(), finish(&state, &all, ctx)));
             }
-            Ok(finish(&state, &running, ctx))
+            Ok(finish(&state, &all, ctx))
         }
         Err(fail) => {
             // Nothing half-made survives a failed create: roll back every instance of the pool
@@ -513,19 +484,7 @@ pub async fn update(ctx: &Context, prior: &Value, planned: &Value) -> Result<Val
             .launch(&pool_id, &lt_id, &spec, &tags, &live, desired - have)
             .await
         {
-            Ok(launched) => {
-                let ids: Vec<String> = launched.iter().map(|i| i.id.clone()).collect();
-                match ops.wait_running(&ids).await {
-                    Ok(running) => live.extend(running),
-                    Err(e) => {
-                        live.extend(launched);
-                        return Err(ApplyError {
-                            error: e,
-                            state: current(&live),
-                        });
-                    }
-                }
-            }
+            Ok(launched) => live.extend(launched),
             Err(fail) => {
                 let mut error = fail.error;
                 if let Err(e) = ops.roll_back(&fail.launched).await {
@@ -552,14 +511,10 @@ pub async fn update(ctx: &Context, prior: &Value, planned: &Value) -> Result<Val
             count = excess.len(),
             "terminating instances to shrink the pool"
         );
-        let result = match ops.ec2.terminate_instances(&excess).await {
-            Ok(()) => ops.wait_terminated(&excess).await,
-            Err(e) => Err(e.into()),
-        };
-        if let Err(e) = result {
+        if let Err(e) = ops.ec2.terminate_instances(&excess).await {
             let now = ops.ec2.pool_instances(&pool_id).await.unwrap_or(live);
             return Err(ApplyError {
-                error: e,
+                error: e.into(),
                 state: current(&now),
             });
         }
@@ -580,7 +535,13 @@ fn state_with(prior: &Value, planned: &Value) -> Value {
     s
 }
 
-pub async fn read(ctx: &Context, state: &Value) -> Result<Option<Value>, ResourceError> {
+/// Reads the pool: its launch template and live instances (two calls), plus one more only
+/// when instances the state knows are not listed (just launched, or gone), to tell the two
+/// apart for the readiness.
+pub async fn read(
+    ctx: &Context,
+    state: &Value,
+) -> Result<Option<crate::resource::Observed>, ResourceError> {
     let region = region_of(state)?;
     let ec2 = ctx.aws()?.ec2(&region)?;
     let pool_id = state.get("id").as_str().unwrap_or_default();
@@ -589,32 +550,95 @@ pub async fn read(ctx: &Context, state: &Value) -> Result<Option<Value>, Resourc
     if lt.is_none() && live.is_empty() {
         return Ok(None);
     }
+    let known: Vec<String> = state
+        .get("instance_ids")
+        .as_string_vec()
+        .unwrap_or_default();
+    let unlisted: Vec<String> = known
+        .into_iter()
+        .filter(|id| !live.iter().any(|i| &i.id == id))
+        .collect();
+    let readiness = if !unlisted.is_empty() {
+        let found = ec2.instances(&unlisted).await?;
+        match found.iter().find(|i| !i.is_live()) {
+            Some(dead) => Readiness::Failed {
+                summary: "Instance stopped while starting".into(),
+                detail: format!(
+                    "instance {} of pool {pool_id} went to {} (spot reclaim, a bad image, or terminated out of band); the next apply launches a replacement",
+                    dead.id, dead.state
+                ),
+            },
+            None => Readiness::Progressing(format!(
+                "EC2 does not list {} new instance(s) yet",
+                unlisted.len()
+            )),
+        }
+    } else {
+        let running = live.iter().filter(|i| i.state == "running").count();
+        let wanted = state.get("nodes").get("desired").as_i64().unwrap_or(0);
+        if (live.len() as i64) < wanted {
+            // Fewer than asked (an interrupted create, instances lost): the next change
+            // launches the rest.
+            Readiness::Progressing(format!("{} of {wanted} instances exist", live.len()))
+        } else if running == live.len() {
+            Readiness::Ready
+        } else {
+            Readiness::Progressing(format!("{running} of {} instances running", live.len()))
+        }
+    };
     let mut out = finish(state, &live, ctx);
     if let Some(lt) = lt {
         out.set_attr("launch_template_id", Value::string(lt.id));
     }
-    Ok(Some(out))
+    Ok(Some(crate::resource::Observed {
+        state: out,
+        readiness,
+    }))
 }
 
-pub async fn delete(ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
-    let ops = Ops::new(ctx, prior, "delete").await?;
+/// Starts terminating the pool's instances; once EC2 reports every one terminated, deletes the
+/// launch template and says `Gone`.
+pub async fn delete(ctx: &Context, prior: &Value) -> Result<Deletion, ResourceError> {
+    let region = region_of(prior)?;
+    let ec2 = ctx.ec2_for_change(&region).await?;
     let pool_id = prior.get("id").as_str().unwrap_or_default();
-    let ids: Vec<String> = ops
-        .ec2
+    let live: Vec<String> = ec2
         .pool_instances(pool_id)
         .await?
         .into_iter()
         .map(|i| i.id)
         .collect();
-    if !ids.is_empty() {
-        tracing::info!(pool_id, count = ids.len(), "terminating pool instances");
-        ops.ec2.terminate_instances(&ids).await?;
-        ops.wait_terminated(&ids).await?;
+    if !live.is_empty() {
+        tracing::info!(pool_id, count = live.len(), "terminating pool instances");
+        ec2.terminate_instances(&live).await?;
+        return Ok(Deletion::InProgress(format!(
+            "terminating {} instance(s)",
+            live.len()
+        )));
     }
-    if let Some(lt) = ops.ec2.find_launch_template(pool_id, false).await? {
-        ops.ec2.delete_launch_template(&lt.id).await?;
+    let known: Vec<String> = prior
+        .get("instance_ids")
+        .as_string_vec()
+        .unwrap_or_default();
+    if !known.is_empty() {
+        let left: Vec<String> = ec2
+            .instances(&known)
+            .await?
+            .into_iter()
+            .filter(|i| i.state != "terminated")
+            .map(|i| i.id)
+            .collect();
+        if !left.is_empty() {
+            return Ok(Deletion::InProgress(format!(
+                "waiting for {} to terminate",
+                left.join(", ")
+            )));
+        }
     }
-    Ok(())
+    if let Some(lt) = ec2.find_launch_template(pool_id, false).await? {
+        ec2.delete_launch_template(&lt.id).await?;
+    }
+    Ok(Deletion::Gone)
 }
 
 /// Import by `POOL_ID` or `REGION/POOL_ID`: rebuilds the arguments from the launch template's

@@ -13,10 +13,13 @@ use crate::context::Context;
 use crate::cty::Value;
 use crate::diag::{AttrPath, Diagnostics};
 use crate::error::{ApplyError, ResourceError};
-use crate::resource::{ImportState, ModifyPlan, PlanInputs, Resource, ValidateConfig};
+use crate::resource::{
+    Deletion, ImportState, ModifyPlan, Observed, Operation, PlanInputs, Resource, ValidateConfig,
+};
 use crate::schema::Schema;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 pub struct GpuComputePool;
 
@@ -28,7 +31,7 @@ impl Resource for GpuComputePool {
     fn schema(&self) -> Schema {
         schema::schema()
     }
-    async fn read(&self, ctx: &Context, state: &Value) -> Result<Option<Value>, ResourceError> {
+    async fn read(&self, ctx: &Context, state: &Value) -> Result<Option<Observed>, ResourceError> {
         aws::read(ctx, state).await
     }
     async fn create(&self, ctx: &Context, planned: &Value) -> Result<Value, ApplyError> {
@@ -42,8 +45,15 @@ impl Resource for GpuComputePool {
     ) -> Result<Value, ApplyError> {
         aws::update(ctx, prior, planned).await
     }
-    async fn delete(&self, ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
+    async fn delete(&self, ctx: &Context, prior: &Value) -> Result<Deletion, ResourceError> {
         aws::delete(ctx, prior).await
+    }
+    /// EC2 has no watch: the wait polls every second (two DescribeInstances calls each).
+    async fn await_change(&self, ctx: &Context, _state: &Value, within: Duration) {
+        let _ = ctx.cancel.sleep(within.min(Duration::from_secs(1))).await;
+    }
+    fn timeout(&self, v: &Value, op: Operation) -> Duration {
+        spec::timeout(v, op.as_str())
     }
     /// Pool IDs are ours to pick: derived from region and name ([`aws::derived_pool_id`]), the
     /// same ID the Terraform plan shows, and create honours a planned one.

@@ -12,10 +12,14 @@ use crate::context::Context;
 use crate::cty::Value;
 use crate::diag::{AttrPath, Diagnostic, Diagnostics};
 use crate::error::{ApplyError, ResourceError};
-use crate::resource::{ImportState, ModifyPlan, PlanInputs, Resource, ValidateConfig};
+use crate::resource::{
+    Deletion, ImportState, ModifyPlan, Observed, Operation, PlanInputs, Recovery, Resource,
+    ValidateConfig,
+};
 use crate::resources::gpu_compute_pool::catalog;
 use crate::schema::Schema;
 use async_trait::async_trait;
+use std::time::Duration;
 
 pub struct ModelEndpoint;
 
@@ -65,11 +69,11 @@ impl Resource for ModelEndpoint {
     fn schema(&self) -> Schema {
         schema::schema()
     }
-    async fn read(&self, ctx: &Context, state: &Value) -> Result<Option<Value>, ResourceError> {
+    async fn read(&self, ctx: &Context, state: &Value) -> Result<Option<Observed>, ResourceError> {
         ops::observe(ctx, state).await
     }
     async fn create(&self, ctx: &Context, planned: &Value) -> Result<Value, ApplyError> {
-        ops::apply(ctx, None, planned, "create").await
+        ops::apply(ctx, None, planned).await
     }
     async fn update(
         &self,
@@ -77,10 +81,42 @@ impl Resource for ModelEndpoint {
         prior: &Value,
         planned: &Value,
     ) -> Result<Value, ApplyError> {
-        ops::apply(ctx, Some(prior), planned, "update").await
+        ops::apply(ctx, Some(prior), planned).await
     }
-    async fn delete(&self, ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
+    async fn delete(&self, ctx: &Context, prior: &Value) -> Result<Deletion, ResourceError> {
         ops::delete(ctx, prior).await
+    }
+    /// A failed rollout goes back to the last revision that served (or, for a first revision,
+    /// the endpoint is removed), unless `rollout.auto_rollback = false`.
+    async fn recover(
+        &self,
+        ctx: &Context,
+        observed: &Value,
+        _failure: &str,
+    ) -> Result<Recovery, ApplyError> {
+        ops::recover(ctx, observed).await
+    }
+    async fn await_change(&self, ctx: &Context, state: &Value, within: Duration) {
+        let Ok(kube) = ctx.kube() else { return };
+        let (ns, objects) = ops::watched_objects(state);
+        crate::resources::workload::await_objects(
+            kube.as_ref(),
+            &ns,
+            &objects,
+            within,
+            &ctx.cancel,
+        )
+        .await;
+    }
+    /// Create and update wait at most `rollout.timeout` (and the `timeouts` block).
+    fn timeout(&self, v: &Value, op: Operation) -> Duration {
+        let t = crate::resources::common::timeout(v, op.as_str(), Duration::from_secs(15 * 60));
+        match op {
+            Operation::Delete => {
+                crate::resources::common::timeout(v, "delete", Duration::from_secs(600))
+            }
+            _ => t.min(spec::EndpointSpec::from_value(v).rollout_timeout),
+        }
     }
     fn validator(&self) -> Option<&dyn ValidateConfig> {
         Some(self)

@@ -1,5 +1,5 @@
-//! Apply, observe and delete an endpoint's objects on Kubernetes, with rollout waiting and
-//! automatic rollback.
+//! Apply, observe and delete an endpoint's objects on Kubernetes, and roll a failed rollout
+//! back. Every verb starts a change and returns; [`observe`] reports the rollout's progress.
 
 use super::manifests::{self, Track, URI_ANNOTATION, VERSION_ANNOTATION};
 use super::spec::{id_name, EndpointSpec};
@@ -8,9 +8,9 @@ use crate::context::Context;
 use crate::cty::Value;
 use crate::diag::AttrPath;
 use crate::error::{ApplyError, ResourceError};
-use crate::resources::workload::{self as rollout, Progress, WaitError};
+use crate::resource::{Deletion, Observed, Readiness, Recovery};
+use crate::resources::workload::{self as rollout, Progress};
 use serde_json::Value as Json;
-use std::time::{Duration, Instant};
 
 /// Attributes the provider computes; everything else is an argument.
 pub const COMPUTED: [&str; 6] = [
@@ -39,6 +39,7 @@ async fn apply_objects(
     kube: &dyn KubeApi,
     s: &EndpointSpec,
     annotation: &str,
+    rollback: Option<&str>,
 ) -> Result<(), ResourceError> {
     let ns = &s.namespace;
     kube.apply(Kind::ServiceAccount, ns, &manifests::service_account(s))
@@ -53,12 +54,11 @@ async fn apply_objects(
         &manifests::pod_disruption_budget(s),
     )
     .await?;
-    kube.apply(
-        Kind::Deployment,
-        ns,
-        &manifests::deployment(s, Track::Stable, Some(annotation)),
-    )
-    .await?;
+    let mut stable = manifests::deployment(s, Track::Stable, Some(annotation));
+    if let Some(r) = rollback {
+        stable["metadata"]["annotations"][ROLLBACK_ANNOTATION] = Json::String(r.to_string());
+    }
+    kube.apply(Kind::Deployment, ns, &stable).await?;
     let canary_name = manifests::deployment_name(s, Track::Canary);
     if s.canary.is_some() {
         kube.apply(
@@ -75,51 +75,21 @@ async fn apply_objects(
     Ok(())
 }
 
-async fn wait_rollout(
-    kube: &dyn KubeApi,
-    ctx: &Context,
-    s: &EndpointSpec,
-    deadline: Instant,
-) -> Result<(), WaitError> {
-    let (stable, canary) = s.split();
-    for (t, n) in [(Track::Stable, stable), (Track::Canary, canary)] {
-        if n > 0 || t == Track::Stable {
-            rollout::wait_for(
-                kube,
-                Kind::Deployment,
-                &s.namespace,
-                &manifests::deployment_name(s, t),
-                deadline,
-                &ctx.cancel,
-                rollout::deployment_progress,
-            )
-            .await?;
-        }
-    }
-    Ok(())
-}
-
-fn describe(e: &WaitError) -> String {
-    match e {
-        WaitError::Failed {
-            object,
-            condition,
-            message,
-        } => format!("{object} failed its rollout: condition {condition}: {message}"),
-        WaitError::Other(e) => e.to_string(),
-    }
-}
-
-/// A rollout that failed with a valid configuration: a runtime failure.
-fn rollout_error(summary: &str, detail: String) -> ResourceError {
-    ResourceError::failed(summary, detail)
-}
+/// Annotation on the stable Deployment naming the revision a failed rollout of the current one
+/// goes back to: the arguments (as in the spec annotation) of the last revision that was
+/// serving, or [`NO_ROLLBACK`]. Kept on the object, so the controller (which keeps no history)
+/// and a Terraform run after a crash roll back alike. Absent on a fresh create: nothing to go
+/// back to, so a failed create removes what it made.
+pub const ROLLBACK_ANNOTATION: &str = "paved.dev/rollback-spec";
+/// An update made while no revision was serving: a failure leaves it in place (there is no
+/// good revision to restore, and removing an existing endpoint is not a rollback).
+const NO_ROLLBACK: &str = "none";
 
 /// What exists after a failed step, for the error's state; a failed read is logged (the error
 /// being reported is the step's, not this one's) and yields `None`.
 async fn observe_after_failure(ctx: &Context, v: &Value) -> Option<Value> {
     match observe(ctx, v).await {
-        Ok(s) => s,
+        Ok(s) => s.map(|o| o.state),
         Err(e) => {
             tracing::warn!(error = %e.report(), "cannot read the endpoint after a failed step");
             None
@@ -151,12 +121,33 @@ async fn resolve(kube: &dyn KubeApi, s: &mut EndpointSpec) -> Result<(), Resourc
     Ok(())
 }
 
-/// Create (prior = None) or update an endpoint.
+/// The revision a failed rollout of `new` would go back to: the one serving now when its
+/// rollout is complete, else the one the current revision would have gone back to (a chain of
+/// failing updates still returns to the last good one).
+async fn rollback_target(
+    kube: &dyn KubeApi,
+    s: &EndpointSpec,
+    new: &str,
+) -> Result<String, ResourceError> {
+    let Some(stable) = kube.get(Kind::Deployment, &s.namespace, &s.name).await? else {
+        return Ok(NO_ROLLBACK.into());
+    };
+    let current = ann(&stable, rollout::SPEC_ANNOTATION);
+    let before = ann(&stable, ROLLBACK_ANNOTATION).unwrap_or(NO_ROLLBACK);
+    Ok(match current {
+        // Re-applying the same revision keeps its own way back.
+        Some(c) if c == new => before.to_string(),
+        Some(c) if rollout::deployment_progress(&stable) == Progress::Complete => c.to_string(),
+        _ => before.to_string(),
+    })
+}
+
+/// Starts a create (prior = None) or an update: applies every object and returns at once;
+/// [`observe`] reports the rollout.
 pub async fn apply(
     ctx: &Context,
     prior: Option<&Value>,
     planned: &Value,
-    op: &str,
 ) -> Result<Value, ApplyError> {
     let kube = ctx.kube()?.clone();
     let d = super::pool_compatibility(ctx, planned);
@@ -173,101 +164,88 @@ pub async fn apply(
     }
     let mut s = EndpointSpec::from_value(planned);
     resolve(kube.as_ref(), &mut s).await?;
-    let started = Instant::now();
-    let op_timeout = crate::resources::common::timeout(planned, op, Duration::from_secs(15 * 60));
-    let deadline = crate::resources::common::deadline(op_timeout.min(s.rollout_timeout));
     let annotation = spec_annotation(planned)?;
-    if let Err(e) = apply_objects(kube.as_ref(), &s, &annotation).await {
+    let rollback = match prior {
+        None => None,
+        Some(_) => Some(rollback_target(kube.as_ref(), &s, &annotation).await?),
+    };
+    if let Err(e) = apply_objects(kube.as_ref(), &s, &annotation, rollback.as_deref()).await {
         let state = match prior {
             // An update keeps what exists in state.
             Some(p) => observe_after_failure(ctx, p).await,
-            // A create removes the objects it managed to make; if that fails too, the state
-            // of what exists is returned so nothing is orphaned.
-            None => {
-                match delete_objects(
-                    kube.as_ref(),
-                    &s,
-                    crate::resources::common::deadline(Duration::from_secs(120)),
-                    &ctx.cancel,
-                )
-                .await
-                {
-                    Ok(()) => None,
-                    Err(c) => {
-                        tracing::error!(error = %c.report(), "removing the objects of the failed create failed; returning what exists");
-                        observe_after_failure(ctx, planned)
-                            .await
-                            .or_else(|| Some(placeholder(planned)))
-                    }
+            // A create removes the objects it managed to make; if that cannot even be started,
+            // the state of what exists is returned so nothing is orphaned.
+            None => match start_delete(kube.as_ref(), &s).await {
+                Ok(_) => None,
+                Err(c) => {
+                    tracing::error!(error = %c.report(), "removing the objects of the failed create failed; returning what exists");
+                    observe_after_failure(ctx, planned)
+                        .await
+                        .or_else(|| Some(placeholder(planned)))
                 }
-            }
+            },
         };
         return Err(ApplyError { error: e, state });
     }
-    tracing::info!(endpoint = %s.name, namespace = %s.namespace, "objects applied");
-    if !s.wait {
-        return finish(ctx, planned).await;
+    tracing::info!(endpoint = %s.name, namespace = %s.namespace, "objects applied; rollout started");
+    match observe(ctx, planned).await {
+        Ok(Some(o)) => Ok(o.state),
+        Ok(None) => Err(ResourceError::NotFound(
+            "the endpoint's Deployment right after applying it".into(),
+        )
+        .into()),
+        Err(e) => Err(ApplyError::with_state(e, placeholder(planned))),
     }
-    let Err(failure) = wait_rollout(kube.as_ref(), ctx, &s, deadline).await else {
-        tracing::info!(endpoint = %s.name, elapsed_ms = started.elapsed().as_millis() as u64, "rollout available");
-        return finish(ctx, planned).await;
-    };
-    let what = describe(&failure);
-    tracing::warn!(endpoint = %s.name, failure = %what, "rollout failed");
+}
+
+/// After a failed rollout: with `auto_rollback`, restores the revision named by
+/// [`ROLLBACK_ANNOTATION`], or removes the endpoint when this was its first revision. Starts
+/// the change and returns, like the verbs.
+pub async fn recover(ctx: &Context, observed: &Value) -> Result<Recovery, ApplyError> {
+    let s = EndpointSpec::from_value(observed);
     if !s.auto_rollback {
-        let state = observe_after_failure(ctx, planned).await;
-        return Err(ApplyError {
-            error: rollout_error("Rollout failed", format!("{what}\nauto_rollback is off: the failed revision is left in place for inspection.")),
-            state,
-        });
+        return Ok(Recovery::None);
     }
-    match prior {
-        Some(prior) => {
-            let mut p = EndpointSpec::from_value(prior);
-            let restore = async {
-                resolve(kube.as_ref(), &mut p).await?;
-                apply_objects(kube.as_ref(), &p, &spec_annotation(prior)?).await?;
-                let back = crate::resources::common::deadline(p.rollout_timeout);
-                wait_rollout(kube.as_ref(), ctx, &p, back)
-                    .await
-                    .map_err(|e| rollout_error("Rollback failed", describe(&e)))
-            }
-            .await;
-            let state = observe_after_failure(ctx, prior)
-                .await
-                .or_else(|| Some(prior.clone()));
-            let (summary, detail) = match restore {
-                Ok(()) => ("Rollout failed and was rolled back", format!(
-                    "{what}\nRolled back: the previous revision (model version {}) is serving again. Fix the new revision (image, health.readiness_path, resources) and apply again.",
-                    p.model_version
-                )),
-                Err(e) => ("Rollout failed and so did the rollback", format!("{what}\nRolling back to model version {} also failed: {e}", p.model_version)),
-            };
-            Err(ApplyError {
-                error: rollout_error(summary, detail),
-                state,
+    let kube = ctx.kube()?.clone();
+    let stable = kube
+        .get(Kind::Deployment, &s.namespace, &s.name)
+        .await
+        .map_err(ResourceError::from)?;
+    let target = stable
+        .as_ref()
+        .and_then(|d| ann(d, ROLLBACK_ANNOTATION))
+        .map(str::to_string);
+    match target {
+        None => {
+            tracing::warn!(endpoint = %s.name, "first revision failed: removing the endpoint's objects");
+            start_delete(kube.as_ref(), &s).await?;
+            Ok(Recovery::Removed {
+                note: "Rolled back: the endpoint's objects were removed; nothing was created."
+                    .into(),
             })
         }
-        None => {
-            // Nothing to roll back to: remove what this create made, so nothing half-made stays.
-            let cleanup = delete_objects(
-                kube.as_ref(),
-                &s,
-                crate::resources::common::deadline(Duration::from_secs(120)),
-                &ctx.cancel,
-            )
-            .await;
-            let (summary, detail, state) = match cleanup {
-                Ok(()) => ("Rollout failed and was rolled back", format!("{what}\nRolled back: the endpoint's objects were removed; nothing was created."), None),
-                Err(e) => (
-                    "Rollout failed and so did the cleanup",
-                    format!("{what}\nRemoving the endpoint's objects also failed: {e}"),
-                    observe_after_failure(ctx, planned).await.or_else(|| Some(placeholder(planned))),
-                ),
+        Some(t) if t == NO_ROLLBACK => Ok(Recovery::None),
+        Some(t) => {
+            let what = format!(
+                "the rollback revision of Deployment {}/{}",
+                s.namespace, s.name
+            );
+            let mut back = rollout::decode_args_text(&super::schema::schema(), &t, &what)?;
+            back.set_attr("id", observed.get("id").clone());
+            let mut p = EndpointSpec::from_value(&back);
+            tracing::warn!(endpoint = %s.name, version = %p.model_version, "rolling back");
+            resolve(kube.as_ref(), &mut p).await?;
+            apply_objects(kube.as_ref(), &p, &t, None).await?;
+            let to = match observe(ctx, &back).await {
+                Ok(Some(o)) => o.state,
+                _ => placeholder(&back),
             };
-            Err(ApplyError {
-                error: rollout_error(summary, detail),
-                state,
+            Ok(Recovery::RolledBack {
+                to,
+                note: format!(
+                    "Rolled back: the previous revision (model version {}) is serving again. Fix the new revision (image, health.readiness_path, resources) and apply again.",
+                    p.model_version
+                ),
             })
         }
     }
@@ -285,17 +263,6 @@ fn placeholder(planned: &Value) -> Value {
     v.set_attr("ready_replicas", Value::int(0));
     v.set_attr("status", Value::string("Degraded"));
     v
-}
-
-async fn finish(ctx: &Context, planned: &Value) -> Result<Value, ApplyError> {
-    match observe(ctx, planned).await {
-        Ok(Some(v)) => Ok(v),
-        Ok(None) => Err(ResourceError::NotFound(
-            "the endpoint's Deployment right after applying it".into(),
-        )
-        .into()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 fn ann<'a>(obj: &'a Json, key: &str) -> Option<&'a str> {
@@ -317,7 +284,7 @@ fn served(dep: &Json) -> String {
 /// Reads the endpoint's objects back into a state value (`None` when the stable Deployment is
 /// gone). Arguments the cluster holds (model version/uri, image, canary presence, replica
 /// bounds) are taken from the cluster so out-of-band edits show up as drift.
-pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Value>, ResourceError> {
+pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Observed>, ResourceError> {
     let kube = ctx.kube()?;
     let s = EndpointSpec::from_value(state);
     let ns = &s.namespace;
@@ -376,6 +343,7 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Value>, Reso
     let mut revision = served(&stable);
     let mut ready = stable["status"]["readyReplicas"].as_i64().unwrap_or(0);
     let mut progresses = vec![rollout::deployment_progress(&stable)];
+    let mut tracks = vec![(format!("Deployment {ns}/{}", s.name), progresses[0].clone())];
     if let Some(c) = &canary {
         let total = stable["spec"]["replicas"].as_i64().unwrap_or(0)
             + c["spec"]["replicas"].as_i64().unwrap_or(0);
@@ -387,6 +355,13 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Value>, Reso
         );
         ready += c["status"]["readyReplicas"].as_i64().unwrap_or(0);
         progresses.push(rollout::deployment_progress(c));
+        tracks.push((
+            format!(
+                "Deployment {ns}/{}",
+                manifests::deployment_name(&s, Track::Canary)
+            ),
+            rollout::deployment_progress(c),
+        ));
     }
     let status = if progresses
         .iter()
@@ -408,40 +383,45 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Value>, Reso
     out.set_attr("served_revision", Value::string(revision));
     out.set_attr("ready_replicas", Value::int(ready));
     out.set_attr("status", Value::string(status));
-    Ok(Some(out))
+    let readiness = match rollout::readiness(&[], &tracks, "Rollout failed") {
+        // `wait = false`: ready once Kubernetes accepted the objects; a failure still shows.
+        Readiness::Progressing(_) if !s.wait => Readiness::Ready,
+        r => r,
+    };
+    Ok(Some(Observed {
+        state: out,
+        readiness,
+    }))
 }
 
-async fn delete_objects(
-    kube: &dyn KubeApi,
-    s: &EndpointSpec,
-    deadline: Instant,
-    cancel: &crate::context::Cancel,
-) -> Result<(), ResourceError> {
-    let ns = &s.namespace;
-    let deployments = [manifests::deployment_name(s, Track::Canary), s.name.clone()];
-    for d in &deployments {
-        kube.delete(Kind::Deployment, ns, d).await?;
-    }
-    for k in ALL_KINDS {
-        kube.delete(k, ns, &s.name).await?;
-    }
-    for d in &deployments {
-        rollout::wait_gone(kube, Kind::Deployment, ns, d, deadline, cancel).await?;
-    }
-    for k in ALL_KINDS {
-        rollout::wait_gone(kube, k, ns, &s.name, deadline, cancel).await?;
-    }
-    Ok(())
+/// Every object of the endpoint, canary first.
+fn objects(s: &EndpointSpec) -> Vec<(Kind, String)> {
+    let mut v = vec![
+        (
+            Kind::Deployment,
+            manifests::deployment_name(s, Track::Canary),
+        ),
+        (Kind::Deployment, s.name.clone()),
+    ];
+    v.extend(ALL_KINDS.iter().map(|k| (*k, s.name.clone())));
+    v
 }
 
-pub async fn delete(ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
-    let s = EndpointSpec::from_value(prior);
-    let deadline = crate::resources::common::deadline(crate::resources::common::timeout(
-        prior,
-        "delete",
-        Duration::from_secs(600),
-    ));
-    delete_objects(ctx.kube()?.as_ref(), &s, deadline, &ctx.cancel).await
+async fn start_delete(kube: &dyn KubeApi, s: &EndpointSpec) -> Result<Deletion, ResourceError> {
+    rollout::start_delete(kube, &s.namespace, &objects(s), &[]).await
+}
+
+/// Starts deleting every object of the endpoint; `Gone` once none is left.
+pub async fn delete(ctx: &Context, prior: &Value) -> Result<Deletion, ResourceError> {
+    start_delete(ctx.kube()?.as_ref(), &EndpointSpec::from_value(prior)).await
+}
+
+/// The objects a wait on `state` watches (all of them, so a delete's wait ends when the last
+/// one goes).
+pub fn watched_objects(state: &Value) -> (String, Vec<(Kind, String)>) {
+    let s = EndpointSpec::from_value(state);
+    let o = objects(&s);
+    (s.namespace, o)
 }
 
 /// Import by `namespace/name`: the arguments come from the spec annotation paved wrote on the

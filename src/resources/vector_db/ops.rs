@@ -1,4 +1,5 @@
-//! Apply, observe, delete and import a vector database's objects, waiting with watches.
+//! Apply, observe, delete and import a vector database's objects. The verbs start a change
+//! and return; [`observe`] reports when the engine and its collections are ready.
 
 use super::manifests::{self, DB_LABEL, ROLE_LABEL};
 use super::spec::VectorDbSpec;
@@ -6,9 +7,9 @@ use crate::cloud::kube::{Kind, KubeApi};
 use crate::context::Context;
 use crate::cty::Value;
 use crate::error::{ApplyError, ResourceError};
-use crate::resources::common::timeout;
+use crate::resource::{Deletion, Observed};
 use crate::resources::workload::{self, Progress};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Attributes the provider computes; everything else is an argument.
 pub const COMPUTED: [&str; 6] = [
@@ -101,39 +102,17 @@ async fn apply_objects(
     Ok(())
 }
 
-fn wait_failed(summary: &str, e: workload::WaitError, hint: &str) -> ResourceError {
-    workload::failure(summary, e, hint)
-}
-
-/// Waits for the engine, then runs the bootstrap Job for the current collection list (unless
-/// it already completed) and removes Jobs of earlier lists.
-async fn converge(
+/// Starts the collections' bootstrap Job for the current collection list (unless it already
+/// completed; the Job's script waits for the engine, so it starts with the StatefulSet) and
+/// removes Jobs of earlier lists. A Job that failed (e.g. the engine never came up) is run
+/// again from scratch: the one wait here is for its deletion, which Kubernetes finishes in
+/// seconds.
+async fn start_bootstrap(
     ctx: &Context,
     kube: &dyn KubeApi,
     s: &VectorDbSpec,
-    deadline: Instant,
 ) -> Result<(), ResourceError> {
     let ns = &s.namespace;
-    workload::wait_for(
-        kube,
-        Kind::StatefulSet,
-        ns,
-        &s.name,
-        deadline,
-        &ctx.cancel,
-        workload::statefulset_progress,
-    )
-    .await
-    .map_err(|e| {
-        wait_failed(
-            "Vector database did not become ready",
-            e,
-            &format!(
-                "\nInspect it with: kubectl -n {ns} describe statefulset {}",
-                s.name
-            ),
-        )
-    })?;
     let job = s.bootstrap_job_name();
     if !s.collections.is_empty() {
         let existing = kube
@@ -141,30 +120,13 @@ async fn converge(
             .await?
             .map(|j| workload::job_progress(&j));
         if let Some(Progress::Failed { .. }) = existing {
-            // A Job that failed (e.g. the engine was down) is run again from scratch.
             kube.delete(Kind::Job, ns, &job).await?;
-            workload::wait_gone(kube, Kind::Job, ns, &job, deadline, &ctx.cancel).await?;
+            let gone = crate::resources::common::deadline(Duration::from_secs(60));
+            workload::wait_gone(kube, Kind::Job, ns, &job, gone, &ctx.cancel).await?;
         }
         if existing != Some(Progress::Complete) {
             kube.apply(Kind::Job, ns, &manifests::bootstrap_job(s))
                 .await?;
-            workload::wait_for(
-                kube,
-                Kind::Job,
-                ns,
-                &job,
-                deadline,
-                &ctx.cancel,
-                workload::job_progress,
-            )
-            .await
-            .map_err(|e| {
-                wait_failed(
-                    "Creating the collections failed",
-                    e,
-                    &format!("\nSee the script's output with: kubectl -n {ns} logs job/{job}"),
-                )
-            })?;
         }
     }
     let selector = format!("{DB_LABEL}={},{ROLE_LABEL}=bootstrap", s.name);
@@ -186,12 +148,13 @@ fn annotation(planned: &Value) -> Result<String, ResourceError> {
     workload::encode_args(&super::schema::schema(), &v, &COMPUTED)
 }
 
-/// Create (prior = None) or update.
+/// Starts a create (prior = None) or an update: applies every object, the bootstrap Job
+/// included, and returns; [`observe`] reports when the engine is ready and the collections
+/// exist.
 pub async fn apply(
     ctx: &Context,
     prior: Option<&Value>,
     planned: &Value,
-    op: &str,
 ) -> Result<Value, ApplyError> {
     let kube = ctx.kube()?.clone();
     let s = VectorDbSpec::from_value(planned);
@@ -204,14 +167,12 @@ pub async fn apply(
         .map_or_else(workload::random_secret, str::to_string);
     let mut planned = planned.clone();
     planned.set_attr("api_key", Value::string(&key));
-    let deadline =
-        crate::resources::common::deadline(timeout(&planned, op, Duration::from_secs(15 * 60)));
     let annotation = annotation(&planned)?;
     let result = match apply_objects(kube.as_ref(), &s, &key, &annotation).await {
-        Ok(()) => converge(ctx, kube.as_ref(), &s, deadline).await,
+        Ok(()) => start_bootstrap(ctx, kube.as_ref(), &s).await,
         Err(e) => Err(e),
     };
-    let observed = observe(ctx, &planned).await;
+    let observed = observe(ctx, &planned).await.map(|o| o.map(|o| o.state));
     match (result, observed) {
         (Ok(()), Ok(Some(v))) => Ok(v),
         (Ok(()), Ok(None)) => Err(ResourceError::NotFound(format!(
@@ -230,7 +191,7 @@ pub async fn apply(
                 // A create that failed before its StatefulSet existed removes what it made, so
                 // nothing is left outside Terraform's state.
                 Ok(None) if prior.is_none() => match delete(ctx, &planned).await {
-                    Ok(()) => None,
+                    Ok(_) => None,
                     Err(c) => {
                         tracing::error!(error = %c.report(), "removing the objects of the failed create failed; returning what may exist");
                         Some(placeholder(&planned))
@@ -280,7 +241,7 @@ fn placeholder(planned: &Value) -> Value {
 /// (image, version, replicas, resources) come from the cluster so out-of-band edits show as
 /// drift; missing companion objects or a failed bootstrap make the status Degraded, which the
 /// next plan repairs.
-pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Value>, ResourceError> {
+pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Observed>, ResourceError> {
     let kube = ctx.kube()?;
     let s = VectorDbSpec::from_value(state);
     let ns = &s.namespace;
@@ -306,6 +267,10 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Value>, Reso
         }
     }
     let mut problems = vec![];
+    let mut progress = vec![(
+        format!("StatefulSet {ns}/{}", s.name),
+        workload::statefulset_progress(&sts),
+    )];
     for (kind, name) in companions(&s) {
         match kube.get(kind, ns, &name).await? {
             None => problems.push(format!("{} {name} is missing", kind.name())),
@@ -333,58 +298,87 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Value>, Reso
         match kube.get(Kind::Job, ns, &job).await? {
             None => problems.push(format!("the collections' bootstrap Job {job} is missing")),
             Some(j) => {
-                if let Progress::Failed { condition, .. } = workload::job_progress(&j) {
+                let p = workload::job_progress(&j);
+                if let Progress::Failed { condition, .. } = &p {
                     problems.push(format!("bootstrap Job {job} failed ({condition})"));
                 }
+                progress.push((format!("the collections' bootstrap Job {ns}/{job}"), p));
             }
         }
     }
-    let status = workload::status_text(&problems, &[workload::statefulset_progress(&sts)]);
+    let status = workload::status_text(&problems, &[progress[0].1.clone()]);
     set_identity(&mut out, &s);
     if !out.get("api_key").is_wholly_known() {
         out.set_attr("api_key", Value::string(""));
     }
     out.set_attr("status", Value::string(status));
-    Ok(Some(out))
+    let failed_job = progress.len() > 1 && matches!(progress[1].1, Progress::Failed { .. });
+    let readiness = workload::readiness(
+        &problems
+            .into_iter()
+            .filter(|p| !(failed_job && p.starts_with("bootstrap Job")))
+            .collect::<Vec<_>>(),
+        &progress,
+        if failed_job {
+            "Creating the collections failed"
+        } else {
+            "Vector database did not become ready"
+        },
+    );
+    let readiness = match readiness {
+        crate::resource::Readiness::Failed { summary, detail } if failed_job => {
+            crate::resource::Readiness::Failed {
+                summary,
+                detail: format!(
+                    "{detail}\nSee the script's output with: kubectl -n {ns} logs job/{}",
+                    s.bootstrap_job_name()
+                ),
+            }
+        }
+        r => r,
+    };
+    Ok(Some(Observed {
+        state: out,
+        readiness,
+    }))
 }
 
-pub async fn delete(ctx: &Context, prior: &Value) -> Result<(), ResourceError> {
-    let kube = ctx.kube()?;
-    let s = VectorDbSpec::from_value(prior);
-    let ns = &s.namespace;
-    let deadline =
-        crate::resources::common::deadline(timeout(prior, "delete", Duration::from_secs(600)));
+/// Every object of the database: the named ones, and (by label) its Jobs and volume claims —
+/// the StatefulSet's retention policy deletes its claims, and any left behind (e.g. from
+/// replicas scaled away) go too, so destroy leaves nothing.
+pub fn objects(s: &VectorDbSpec) -> (workload::ObjectRefs, workload::ObjectRefs) {
     let mut objects = vec![
         (Kind::CronJob, s.backup_name()),
         (Kind::Secret, s.backup_credentials_name()),
         (Kind::StatefulSet, s.name.clone()),
         (Kind::PodDisruptionBudget, s.name.clone()),
     ];
-    let selector = format!("{DB_LABEL}={}", s.name);
-    objects.extend(companions(&s).into_iter().filter(|(k, n)| {
+    objects.extend(companions(s).into_iter().filter(|(k, n)| {
         !matches!(k, Kind::CronJob | Kind::PodDisruptionBudget) && *n != s.backup_credentials_name()
     }));
-    workload::delete_all(kube.as_ref(), ns, &objects, deadline, &ctx.cancel).await?;
-    workload::delete_labelled(
-        kube.as_ref(),
-        Kind::Job,
-        ns,
-        &selector,
-        deadline,
-        &ctx.cancel,
-    )
-    .await?;
-    // The StatefulSet's retention policy deletes its claims; any left behind (e.g. from
-    // replicas scaled away) go too, so destroy leaves nothing.
-    workload::delete_labelled(
-        kube.as_ref(),
-        Kind::PersistentVolumeClaim,
-        ns,
-        &selector,
-        deadline,
-        &ctx.cancel,
-    )
-    .await
+    let selector = format!("{DB_LABEL}={}", s.name);
+    let labelled = vec![
+        (Kind::Job, selector.clone()),
+        (Kind::PersistentVolumeClaim, selector),
+    ];
+    (objects, labelled)
+}
+
+/// Starts deleting every object of the database; `Gone` once none is left.
+pub async fn delete(ctx: &Context, prior: &Value) -> Result<Deletion, ResourceError> {
+    let s = VectorDbSpec::from_value(prior);
+    let (named, labelled) = objects(&s);
+    workload::start_delete(ctx.kube()?.as_ref(), &s.namespace, &named, &labelled).await
+}
+
+/// The objects a wait on `state` watches: the engine and the bootstrap Job.
+pub fn watched_objects(state: &Value) -> (String, Vec<(Kind, String)>) {
+    let s = VectorDbSpec::from_value(state);
+    let v = vec![
+        (Kind::StatefulSet, s.name.clone()),
+        (Kind::Job, s.bootstrap_job_name()),
+    ];
+    (s.namespace, v)
 }
 
 /// Import by `namespace/name` from the arguments paved wrote on the StatefulSet.
