@@ -107,7 +107,7 @@ POINTS = [
     ("between-template-and-instances", "RunInstances", "", (1, 0)),
     # The instances are launched; the provider dies before it marks the template as the
     # template of a whole pool (CreateTags), i.e. while the apply waits for readiness.
-    ("after-instances", "CreateTags", "paved%3Acreated", (1, 3)),
+    ("after-instances", "CreateTags", "", (1, 3)),
 ]
 
 

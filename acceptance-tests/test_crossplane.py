@@ -372,7 +372,11 @@ def test_stuck_rollouts_hold_no_worker(cluster, controller):
     stuck = [(f"cp-{RUN}-stuck{i}", f"stuck{i}-{RUN}") for i in range(12)]
     kubectl_apply(cluster, [endpoint_mr(mr, ep, image="registry.local/fail-readiness:1",
                                         forProvider={"health": {"startupTimeout": "30m"},
-                                                     "rollout": {"timeout": "1h"}})
+                                                     "rollout": {"timeout": "1h"},
+                                                     # CPU only: the stuck pods must not take the
+                                                     # cluster's GPUs from the healthy endpoint.
+                                                     "resources": {"gpus": 0, "cpu": "100m",
+                                                                   "memory": "128Mi"}})
                             for mr, ep in stuck])
     wait_for("every stuck create started", lambda: all(
         cluster.get("deployment", ep, ns=NS) is not None for _, ep in stuck), timeout=60)

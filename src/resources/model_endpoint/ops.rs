@@ -355,13 +355,17 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Observed>, R
         );
         ready += c["status"]["readyReplicas"].as_i64().unwrap_or(0);
         progresses.push(rollout::deployment_progress(c));
-        tracks.push((
-            format!(
-                "Deployment {ns}/{}",
-                manifests::deployment_name(&s, Track::Canary)
-            ),
-            rollout::deployment_progress(c),
-        ));
+        let name = format!(
+            "Deployment {ns}/{}",
+            manifests::deployment_name(&s, Track::Canary)
+        );
+        // A canary the arguments no longer ask for is on its way out (a promote, or a
+        // rollback of a failed canary): it only delays readiness until it is gone.
+        let progress = match s.canary {
+            Some(_) => rollout::deployment_progress(c),
+            None => Progress::Waiting("removing the canary".into()),
+        };
+        tracks.push((name, progress));
     }
     let status = if progresses
         .iter()
@@ -386,6 +390,10 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Observed>, R
     let readiness = match rollout::readiness(&[], &tracks, "Rollout failed") {
         // `wait = false`: ready once Kubernetes accepted the objects; a failure still shows.
         Readiness::Progressing(_) if !s.wait => Readiness::Ready,
+        Readiness::Failed { summary, detail } if !s.auto_rollback => Readiness::Failed {
+            summary,
+            detail: format!("{detail}\nauto_rollback is off: the failed revision is left in place for inspection."),
+        },
         r => r,
     };
     Ok(Some(Observed {
