@@ -12,7 +12,9 @@
 # from the checked-in fuzz/corpus/<target> (which `cargo test` replays too).
 #
 # Env: PAVED_FUZZ_RUNS (executions per target, default 1000000), PAVED_FUZZ_MAX_LEN (longest
-# input, default 8192), PAVED_FUZZ_TOOLCHAIN (default nightly), PAVED_CACHE (~/.cache/paved).
+# input, default 8192), PAVED_FUZZ_TOOLCHAIN (default nightly), PAVED_CACHE (~/.cache/paved),
+# PAVED_FUZZ_COLD_WAIT_FILE (a cold build waits until this file exists: one compiler process
+# of a cold build peaked at ~17 GB, too much beside another cold build of the same crates).
 # Reproduce a crash: "$PAVED_CACHE/fuzz-target/<version>/x86_64-unknown-linux-gnu/release/<target>" <input>
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -42,6 +44,10 @@ if ! cargo "+$toolchain" --version >/dev/null 2>&1; then
 fi
 nightly="$(rustc "+$toolchain" --version | tr -c 'A-Za-z0-9.\n' '_')"
 target_dir="$cache/fuzz-target/$nightly"
+if [[ ! -d "$target_dir" && -n "${PAVED_FUZZ_COLD_WAIT_FILE:-}" ]]; then
+  log "cold build: waiting for $PAVED_FUZZ_COLD_WAIT_FILE"
+  while [[ ! -e "$PAVED_FUZZ_COLD_WAIT_FILE" ]]; do sleep 10; done
+fi
 
 # The lock is committed; a change of paved's dependencies shows up as a change to it.
 lock_before="$(cksum <"$here/Cargo.lock" 2>/dev/null || true)"
