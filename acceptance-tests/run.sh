@@ -77,7 +77,21 @@ stop_release() {
     tail -n 40 "$rel_log" >&2
   fi
 }
-trap 'stop_tofu; stop_release' EXIT
+
+# Fuzz smoke (fuzz/run.sh): every cargo-fuzz target for PAVED_FUZZ_SMOKE_RUNS executions, built
+# with nightly into a target directory cached outside the repository, in the background at the
+# lowest priority like the static build; its result is checked after pytest. A cold fuzz build
+# (no cache yet: ~15 CPU-minutes, one compiler process peaked at ~17 GB) starts once the
+# static build is done.
+fuzz_log="$(mktemp)"
+setsid -w env PAVED_FUZZ_RUNS="${PAVED_FUZZ_SMOKE_RUNS:-20000}" \
+  PAVED_FUZZ_COLD_WAIT_FILE="$PAVED_RELEASE_BIN_FILE" nice -n 19 \
+  bash "$repo/fuzz/run.sh" >"$fuzz_log" 2>&1 &
+fuzz_pid=$!
+stop_fuzz() {
+  if kill -0 "$fuzz_pid" 2>/dev/null; then kill -- "-$fuzz_pid" 2>/dev/null || true; fi
+}
+trap 'stop_tofu; stop_release; stop_fuzz' EXIT
 
 bash "$here/setup.sh"
 
@@ -90,6 +104,7 @@ pg_url="$(bash "$here/postgres.sh" start | tail -n 1)"
 cleanup() {
   stop_tofu
   stop_release
+  stop_fuzz
   if [ "$ls_started" = 1 ]; then bash "$here/localstack.sh" stop || true; fi
   if [ "$pg_started" = 1 ]; then bash "$here/postgres.sh" stop || true; fi
   bash "$here/cluster/down.sh" >/dev/null 2>&1 || true
@@ -120,3 +135,13 @@ PAVED_TOFU="${PAVED_TOFU:-$(tail -n 1 "$tofu_out")/tofu}"
 export PAVED_TOFU
 # -rs lists skipped tests with their reasons (e.g. a CLI leg without its CLI).
 "$cache/lsvenv/bin/python" -m pytest -v -rs "$here"
+
+fuzz_rc=0
+fuzz_t0=$SECONDS
+wait "$fuzz_pid" || fuzz_rc=$?
+echo "run.sh: fuzz smoke (waited $((SECONDS - fuzz_t0))s for it):" >&2
+grep -v '^ *Compiling\|^ *Downloaded\|^ *Downloading' "$fuzz_log" | tail -n 40 >&2
+if [[ "$fuzz_rc" != 0 ]]; then
+  echo "run.sh: the fuzz smoke failed (exit $fuzz_rc)" >&2
+  exit 1
+fi

@@ -14,6 +14,9 @@ pub mod ephemeral_resources;
 pub mod error;
 pub mod function;
 pub mod functions;
+/// Harnesses of the cargo-fuzz targets in `fuzz/` (cargo-fuzz builds with `--cfg fuzzing`).
+#[cfg(any(fuzzing, test))]
+pub mod fuzz_logic;
 pub mod logging;
 pub mod plan;
 pub mod protocol;

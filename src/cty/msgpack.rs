@@ -1103,6 +1103,32 @@ mod tests {
         );
     }
 
+    /// Found by fuzzing (dynamic_value_msgpack): a float64 1e16 decoded as a Float, was
+    /// re-encoded as the string "10000000000000000" and came back an Int, so the encoding was
+    /// not a fixpoint and a set of numbers sorted differently after a round trip.
+    #[test]
+    fn large_integral_floats_have_one_form() {
+        let mut f = vec![0xcb];
+        f.extend_from_slice(&1e16f64.to_be_bytes());
+        let v = decode(&f, &Type::Number).unwrap();
+        assert!(matches!(
+            v,
+            Value::Number(Number::Int(10_000_000_000_000_000))
+        ));
+        let enc = encode(&v, &Type::Number).unwrap();
+        assert_eq!(enc[0], 0xcf);
+        assert_eq!(
+            encode(&decode(&enc, &Type::Number).unwrap(), &Type::Number),
+            Ok(enc)
+        );
+        let t = Type::set(Type::Number);
+        let mut b = vec![0x93];
+        b.extend_from_slice(&f);
+        b.extend_from_slice(&[0xa3, b'2', b'.', b'5', 0x05]);
+        let v = decode(&b, &t).unwrap();
+        assert_eq!(decode(&encode(&v, &t).unwrap(), &t), Ok(v));
+    }
+
     #[test]
     fn every_ext_form_is_unknown() {
         let exts: &[&[u8]] = &[

@@ -13,6 +13,10 @@ pub enum Number {
     Float(f64),
 }
 
+/// -2^63 and 2^63: integral floats in `[I64_LOW, I64_HIGH)` are exactly an i64.
+const I64_LOW: f64 = -9_223_372_036_854_775_808.0;
+const I64_HIGH: f64 = 9_223_372_036_854_775_808.0;
+
 impl Number {
     pub fn as_f64(self) -> f64 {
         match self {
@@ -22,26 +26,32 @@ impl Number {
     }
     /// The exact integer value, if there is one.
     pub fn as_i64(self) -> Option<i64> {
-        match self {
+        match self.normalised() {
             Number::Int(i) => Some(i),
-            Number::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(f as i64),
             Number::Float(_) => None,
         }
     }
-    /// Integral floats become Int so equal numbers compare and encode the same way.
+    /// Every integral float that an i64 holds exactly becomes Int, so equal numbers have one
+    /// form: they compare, sort (in sets) and encode the same way. (Bounded at 9e15 before,
+    /// 1e16 stayed a float, was sent as the string "10000000000000000" and came back an Int.)
     pub fn normalised(self) -> Number {
         match self {
-            Number::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Number::Int(f as i64),
+            Number::Float(f) if f.fract() == 0.0 && (I64_LOW..I64_HIGH).contains(&f) => {
+                Number::Int(f as i64)
+            }
             n => n,
         }
     }
 }
 
 impl PartialEq for Number {
+    /// Exact: once normalised, an Int and a Float are never the same number (the Float is a
+    /// fraction, an infinity or beyond the i64 range), though `i64::MAX as f64` rounds to 2^63.
     fn eq(&self, other: &Self) -> bool {
         match (self.normalised(), other.normalised()) {
             (Number::Int(a), Number::Int(b)) => a == b,
-            (a, b) => a.as_f64() == b.as_f64(),
+            (Number::Float(a), Number::Float(b)) => a == b,
+            _ => false,
         }
     }
 }
@@ -217,6 +227,32 @@ mod tests {
         assert_eq!(Number::Int(3), Number::Float(3.0));
         assert_ne!(Number::Int(3), Number::Float(3.5));
         assert_eq!(Value::float(2.0), Value::int(2));
+        // Found by fuzzing (dynamic_value_msgpack, state_json): large integral floats are Ints,
+        // and equality is exact at the edge of the i64 range.
+        assert!(matches!(
+            Number::Float(1e16).normalised(),
+            Number::Int(10_000_000_000_000_000)
+        ));
+        assert!(matches!(
+            Number::Float(I64_LOW).normalised(),
+            Number::Int(i64::MIN)
+        ));
+        assert!(matches!(
+            Number::Float(I64_HIGH).normalised(),
+            Number::Float(_)
+        ));
+        assert_eq!(Number::Float(1e16).as_i64(), Some(10_000_000_000_000_000));
+        assert_ne!(Number::Int(i64::MAX), Number::Float(I64_HIGH));
+        assert_ne!(Number::Int(i64::MAX - 1), Number::Int(i64::MAX));
+        assert_eq!(Number::Float(f64::INFINITY), Number::Float(f64::INFINITY));
+        // One form per number, so a set sorts the same whichever form a member came in.
+        let a = Value::set(vec![Value::float(1e16), Value::float(2.5), Value::int(5)]);
+        let b = Value::set(vec![
+            Value::int(10_000_000_000_000_000),
+            Value::float(2.5),
+            Value::int(5),
+        ]);
+        assert_eq!(a, b);
     }
 
     #[test]
