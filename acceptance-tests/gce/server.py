@@ -543,6 +543,10 @@ class World:
             for mt in self._machine_types(igm, props):
                 err = self.creation_error(igm.project, zone, mt, props)
                 if err is None:
+                    if first_err is not None:
+                        # The failed attempt happened (a VM insert that failed), then the
+                        # group fell back to another zone or machine type: it is listed.
+                        self._record_error(igm, m, first_err, t)
                     m.zone, m.machine_type, m.errors = zone, mt, None
                     boot = t + self.config["instance_boot_s"]
                     inst = Instance(igm.project, zone, m.name, mt, m.template, copy.deepcopy(props),
