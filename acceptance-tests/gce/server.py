@@ -425,9 +425,9 @@ class World:
         for rule in self.capacity:
             if rule["zone"] not in ("*", zone) or rule["machineType"] not in ("*", machine_type):
                 continue
-            if rule["provisioningModel"] not in ("*", model):
+            if rule["provisioningModel"] not in ("*", model) or rule.get("project", "*") not in ("*", project):
                 continue
-            used = self._count(lambda i, r=rule: i.zone == zone
+            used = self._count(lambda i, r=rule: i.zone == zone and r.get("project", "*") in ("*", i.project)
                                and r["machineType"] in ("*", i.machine_type)
                                and r["provisioningModel"] in ("*", i.provisioning_model))
             if used >= rule["available"]:
@@ -445,10 +445,12 @@ class World:
             checks.append(("global", "GPUS_ALL_REGIONS", count, lambda i: self._gpus(i.machine_type, i.props)[0] is not None,
                            lambda i: self._gpus(i.machine_type, i.props)[1]))
         for scope, metric, need, sel, amount in checks:
-            limit = self.quotas.get((scope, metric))
+            # Quotas are a project's: usage counts that project's VMs only.
+            limit = self.quotas.get((project, scope, metric), self.quotas.get(("*", scope, metric)))
             if limit is None:
                 continue
-            usage = sum(amount(i) for i in self.instances.values() if i.status != "STOPPING" and sel(i))
+            usage = sum(amount(i) for i in self.instances.values()
+                        if i.status != "STOPPING" and i.project == project and sel(i))
             if usage + need > limit:
                 where = "globally" if scope == "global" else f"in region {scope}"
                 msg = f"Quota '{metric}' exceeded.  Limit: {float(limit)} {where}."
@@ -878,10 +880,10 @@ def render_region(world: World, project: str, r: str) -> dict:
     enum = set(world.doc["schemas"]["Quota"]["properties"]["metric"]["enum"])
     for m in sorted(metrics & enum):
         scope = "global" if m == "GPUS_ALL_REGIONS" else r
-        limit = world.quotas.get((scope, m), 1000000.0)
+        limit = world.quotas.get((project, scope, m), world.quotas.get(("*", scope, m), 1000000.0))
         usage = 0
         for i in world.instances.values():
-            if i.status == "STOPPING" or (scope != "global" and catalog.ZONE_REGION[i.zone] != r):
+            if i.status == "STOPPING" or i.project != project or (scope != "global" and catalog.ZONE_REGION[i.zone] != r):
                 continue
             if m == "CPUS":
                 usage += catalog.MACHINE_TYPES[i.machine_type]["guestCpus"]
@@ -1598,7 +1600,7 @@ def control(world: World, method: str, path: str, body: dict, query: dict):
                                                     "group": i.igm[2] if i.igm else None}
                           for k, i in world.instances.items()},
             "operations": {"total": len(world.ops), "notDone": sum(1 for o in world.ops.values() if o.status != "DONE")},
-            "capacity": world.capacity, "quotas": [{"scope": k[0], "metric": k[1], "limit": v} for k, v in world.quotas.items()],
+            "capacity": world.capacity, "quotas": [{"project": k[0], "scope": k[1], "metric": k[2], "limit": v} for k, v in world.quotas.items()],
             "faults": world.faults, "config": world.config,
         }
     if method != "POST":
@@ -1619,7 +1621,7 @@ def control(world: World, method: str, path: str, body: dict, query: dict):
         #  "available": N (VMs that may exist at once) | null to remove the rule,
         #  "code": "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS" | "ZONE_RESOURCE_POOL_EXHAUSTED"}
         rule = {"zone": body.get("zone", "*"), "machineType": body.get("machineType", "*"),
-                "provisioningModel": body.get("provisioningModel", "*"),
+                "provisioningModel": body.get("provisioningModel", "*"), "project": body.get("project", "*"),
                 "code": body.get("code", "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS")}
         if rule["code"] not in ("ZONE_RESOURCE_POOL_EXHAUSTED", "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS"):
             return 400, {"error": "code must be ZONE_RESOURCE_POOL_EXHAUSTED or ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS"}
@@ -1627,18 +1629,21 @@ def control(world: World, method: str, path: str, body: dict, query: dict):
             return 400, {"error": f"unknown zone {rule['zone']}"}
         if rule["machineType"] != "*" and rule["machineType"] not in catalog.MACHINE_TYPES:
             return 400, {"error": f"unknown machine type {rule['machineType']}"}
-        world.capacity = [r for r in world.capacity if (r["zone"], r["machineType"], r["provisioningModel"]) !=
-                          (rule["zone"], rule["machineType"], rule["provisioningModel"])]
+        world.capacity = [r for r in world.capacity if (r["zone"], r["machineType"], r["provisioningModel"], r["project"]) !=
+                          (rule["zone"], rule["machineType"], rule["provisioningModel"], rule["project"])]
         if body.get("available") is not None:
             rule["available"] = int(body["available"])
             world.capacity.append(rule)
         return 200, {"capacity": world.capacity}
     if p == "quota":
-        scope = body.get("region", "global")
+        key = (body.get("project", "*"), body.get("region", "global"), body["metric"])
         if body.get("limit") is None:
-            world.quotas.pop((scope, body["metric"]), None)
+            world.quotas.pop(key, None)
         else:
-            world.quotas[(scope, body["metric"])] = float(body["limit"])
+            world.quotas[key] = float(body["limit"])
+        return 200, {"ok": True}
+    if p == "log/clear":
+        world.log.clear()
         return 200, {"ok": True}
     if p == "faults":
         # {"method": "compute.regionInstanceGroupManagers.insert" | "regionInstanceGroupManagers.insert" | "*",
@@ -1647,7 +1652,7 @@ def control(world: World, method: str, path: str, body: dict, query: dict):
             world.faults.clear()
             return 200, {"faults": []}
         f = {"method": body.get("method", "*"), "status": int(body.get("status", 503)), "count": int(body.get("count", 1)),
-             "when": body.get("when", "before")}
+             "when": body.get("when", "before"), "project": body.get("project", "*")}
         if f["status"] not in (429, 500, 503) or f["when"] not in ("before", "after"):
             return 400, {"error": "status must be 429, 500 or 503; when before|after"}
         world.faults.append(f)
@@ -1734,7 +1739,7 @@ def api_call(world: World, http_method: str, target: str, raw: bytes, headers, b
         with world.lock:
             fault = None
             for f in world.faults:
-                if f["method"] in ("*", method.id, method.key) and f["count"] > 0:
+                if f["method"] in ("*", method.id, method.key) and f["count"] > 0 and f["project"] in ("*", params.get("project")):
                     f["count"] -= 1
                     fault = f
                     break
