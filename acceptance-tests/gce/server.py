@@ -540,24 +540,29 @@ class World:
         shape = (igm.spec.get("distributionPolicy") or {}).get("targetShape", "EVEN")
         # EVEN keeps a member in its zone; BALANCED/ANY may move it to a zone with capacity.
         zones = [m.zone] + ([z for z in igm.zones if z != m.zone] if shape in ("BALANCED", "ANY") else [])
-        first_err = None
+        failed = []  # every (zone, machine type) tried in this attempt, with its error
         for zone in zones:
             for mt in self._machine_types(igm, props):
                 err = self.creation_error(igm.project, zone, mt, props)
                 if err is None:
-                    if first_err is not None:
-                        # The failed attempt happened (a VM insert that failed), then the
-                        # group fell back to another zone or machine type: it is listed.
-                        self._record_error(igm, m, first_err, t)
+                    # The failed tries happened (VM inserts that failed) before the group fell
+                    # back to this zone or machine type: each is listed.
+                    for z, e in failed:
+                        m.zone = z
+                        self._record_error(igm, m, e, t)
                     m.zone, m.machine_type, m.errors = zone, mt, None
                     boot = t + self.config["instance_boot_s"]
                     inst = Instance(igm.project, zone, m.name, mt, m.template, copy.deepcopy(props),
                                     (igm.project, igm.region, igm.name), t, boot)
                     self.instances[(igm.project, zone, m.name)] = inst
                     return
-                if first_err is None:
-                    first_err = err
-        self._record_error(igm, m, first_err, t)
+                failed.append((zone, err))
+        home = m.zone
+        for z, e in failed:
+            m.zone = z
+            self._record_error(igm, m, e, t)
+        m.zone = home
+        m.errors = [failed[0][1]]
         m.next_attempt = t + self.config["create_retry_s"]
 
     def _reconcile(self, igm: Igm, t: float):
