@@ -98,6 +98,12 @@ bash "$here/setup.sh"
 ls_started=0
 if ! bash "$here/localstack.sh" status >/dev/null 2>&1; then ls_started=1; fi
 bash "$here/localstack.sh" start
+# The local Compute Engine API (gce.sh; tests: test_gce_server.py, tests/gce_client.rs).
+gce_started=0
+if ! bash "$here/gce.sh" status >/dev/null 2>&1; then gce_started=1; fi
+gce_url="$(bash "$here/gce.sh" start | tail -n 1)"
+PAVED_GCE_DISCOVERY="$(bash "$here/gce.sh" discovery)"
+export PAVED_GCE_DISCOVERY
 pg_started=0
 if ! bash "$here/postgres.sh" status >/dev/null 2>&1; then pg_started=1; fi
 pg_url="$(bash "$here/postgres.sh" start | tail -n 1)"
@@ -107,6 +113,7 @@ cleanup() {
   stop_fuzz
   if [ "$ls_started" = 1 ]; then bash "$here/localstack.sh" stop || true; fi
   if [ "$pg_started" = 1 ]; then bash "$here/postgres.sh" stop || true; fi
+  if [ "$gce_started" = 1 ]; then bash "$here/gce.sh" stop || true; fi
   bash "$here/cluster/down.sh" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -117,6 +124,7 @@ bash "$here/xpcli/build.sh" >/dev/null
 cd "$repo"
 export PAVED_TEST_AWS_ENDPOINT="http://127.0.0.1:4566"
 export PAVED_TEST_PG_URL="$pg_url"
+export PAVED_TEST_GCE_ENDPOINT="$gce_url"
 cargo build --locked --bins --tests
 # Integration tests that need LocalStack or PostgreSQL are #[ignore]d for plain `cargo test`;
 # the services are up here, so they run.

@@ -2,4 +2,5 @@
 //! front ends share them and tests can wrap the real clients (fault injection).
 
 pub mod aws;
+pub mod gce;
 pub mod kube;
