@@ -40,15 +40,6 @@ pub struct Observed {
     pub readiness: Readiness,
 }
 
-impl Observed {
-    pub fn ready(state: Value) -> Observed {
-        Observed {
-            state,
-            readiness: Readiness::Ready,
-        }
-    }
-}
-
 /// Where a started delete stands.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Deletion {

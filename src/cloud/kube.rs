@@ -132,7 +132,7 @@ pub struct KubeAccess {
 }
 
 /// The verbs behind `apply` (create + patch), `get`, `delete` and the waits that follow them
-/// ([`crate::resources::workload::wait_for`], `wait_gone`: get, then watch).
+/// ([`crate::resources::workload::await_objects`], `wait_gone`: get, then watch).
 pub const MANAGE: &[Verb] = &[
     Verb::Get,
     Verb::Watch,

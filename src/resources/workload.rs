@@ -279,6 +279,27 @@ pub fn readiness(
     }
 }
 
+/// [`crate::resource::Resource::await_change`] for a resource whose progress shows on
+/// `watched` (namespace, objects): blocks on a watch of each.
+pub async fn await_change(
+    ctx: &crate::context::Context,
+    watched: (String, ObjectRefs),
+    within: Duration,
+) {
+    let Ok(kube) = ctx.kube() else { return };
+    await_objects(kube.as_ref(), &watched.0, &watched.1, within, &ctx.cancel).await;
+}
+
+/// The Kubernetes resources' time limits: the `timeouts` block, else 15 minutes for a create
+/// or update and 10 for a delete.
+pub fn timeout(v: &Value, op: crate::resource::Operation) -> Duration {
+    let default = match op {
+        crate::resource::Operation::Delete => Duration::from_secs(600),
+        _ => Duration::from_secs(15 * 60),
+    };
+    crate::resources::common::timeout(v, op.as_str(), default)
+}
+
 /// Objects as (kind, name) — or, for the labelled ones, (kind, label selector).
 pub type ObjectRefs = Vec<(Kind, String)>;
 
@@ -350,101 +371,6 @@ pub async fn await_objects(
     }
 }
 
-/// Why a wait ended without success.
-#[derive(Debug, Clone, PartialEq)]
-pub enum WaitError {
-    Failed {
-        object: String,
-        condition: String,
-        message: String,
-    },
-    Other(ResourceError),
-}
-
-impl WaitError {
-    pub fn describe(&self) -> String {
-        match self {
-            WaitError::Failed {
-                object,
-                condition,
-                message,
-            } => {
-                format!("{object} failed: condition {condition}: {message}")
-            }
-            WaitError::Other(e) => e.to_string(),
-        }
-    }
-}
-
-/// A failed wait as a runtime failure (`summary`, the wait's description, then `hint`), keeping
-/// the underlying error (timeout, API error) as its cause. A cancel stays a cancel.
-pub fn failure(summary: &str, e: WaitError, hint: &str) -> ResourceError {
-    let detail = format!("{}{hint}", e.describe());
-    match e {
-        WaitError::Other(ResourceError::Cancelled) => ResourceError::Cancelled,
-        WaitError::Other(inner) => ResourceError::Failed {
-            summary: summary.into(),
-            detail,
-            source: Some(crate::error::Cause::new(inner)),
-        },
-        WaitError::Failed { .. } => ResourceError::failed(summary, detail),
-    }
-}
-
-/// Waits until `progress` says the object is complete. Each step re-reads the object and then
-/// blocks on a watch from its resourceVersion, so there is no fixed poll interval.
-pub async fn wait_for(
-    kube: &dyn KubeApi,
-    kind: Kind,
-    ns: &str,
-    name: &str,
-    deadline: Instant,
-    cancel: &Cancel,
-    progress: fn(&Json) -> Progress,
-) -> Result<Json, WaitError> {
-    let started = Instant::now();
-    let what = format!("{} {ns}/{name}", kind.name());
-    loop {
-        let obj = kube
-            .get(kind, ns, name)
-            .await
-            .map_err(|e| WaitError::Other(e.into()))?
-            .ok_or_else(|| WaitError::Other(ResourceError::NotFound(what.clone())))?;
-        let waiting = match progress(&obj) {
-            Progress::Complete => return Ok(obj),
-            Progress::Failed { condition, message } => {
-                return Err(WaitError::Failed {
-                    object: what,
-                    condition,
-                    message,
-                })
-            }
-            Progress::Waiting(w) => w,
-        };
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(WaitError::Other(ResourceError::Timeout {
-                what: format!("{what} to become ready ({waiting}); raise the resource's timeout if this is expected"),
-                after: started.elapsed(),
-            }));
-        }
-        if cancel.is_cancelled() {
-            return Err(WaitError::Other(ResourceError::Cancelled));
-        }
-        let rv = obj["metadata"]["resourceVersion"]
-            .as_str()
-            .unwrap_or("0")
-            .to_string();
-        let remaining = (deadline - now).min(Duration::from_secs(60));
-        tokio::select! {
-            r = kube.watch_next(kind, ns, name, &rv, remaining) => {
-                r.map_err(|e| WaitError::Other(e.into()))?;
-            }
-            _ = cancel.sleep(remaining) => {}
-        }
-    }
-}
-
 /// Waits until an object is gone (watching for its deletion), the deadline passes, or `cancel`
 /// fires (Terraform's StopProvider interrupts a destroy stuck on a finalizer).
 pub async fn wait_gone(
@@ -484,46 +410,6 @@ pub async fn wait_gone(
             r = cancel.sleep(remaining) => r?,
         }
     }
-}
-
-/// Deletes the named objects (all at once, so foreground deletions overlap) and waits until
-/// every one is gone.
-pub async fn delete_all(
-    kube: &dyn KubeApi,
-    ns: &str,
-    objects: &[(Kind, String)],
-    deadline: Instant,
-    cancel: &Cancel,
-) -> Result<(), ResourceError> {
-    for (k, name) in objects {
-        kube.delete(*k, ns, name).await?;
-    }
-    for (k, name) in objects {
-        wait_gone(kube, *k, ns, name, deadline, cancel).await?;
-    }
-    Ok(())
-}
-
-/// Deletes every object of `kind` matching `selector` and waits until they are gone.
-pub async fn delete_labelled(
-    kube: &dyn KubeApi,
-    kind: Kind,
-    ns: &str,
-    selector: &str,
-    deadline: Instant,
-    cancel: &Cancel,
-) -> Result<(), ResourceError> {
-    let objects: Vec<(Kind, String)> = kube
-        .list(kind, ns, selector)
-        .await?
-        .iter()
-        .filter_map(|o| {
-            o["metadata"]["name"]
-                .as_str()
-                .map(|n| (kind, n.to_string()))
-        })
-        .collect();
-    delete_all(kube, ns, &objects, deadline, cancel).await
 }
 
 /// Import by `namespace/name`: reads the main object (`object_name` of the resource name) and

@@ -96,23 +96,10 @@ impl Resource for FeatureStore {
         ops::delete(ctx, prior).await
     }
     async fn await_change(&self, ctx: &Context, state: &Value, within: Duration) {
-        let Ok(kube) = ctx.kube() else { return };
-        let (ns, objects) = ops::watched_objects(state);
-        crate::resources::workload::await_objects(
-            kube.as_ref(),
-            &ns,
-            &objects,
-            within,
-            &ctx.cancel,
-        )
-        .await;
+        crate::resources::workload::await_change(ctx, ops::watched_objects(state), within).await
     }
     fn timeout(&self, v: &Value, op: Operation) -> Duration {
-        let default = match op {
-            Operation::Delete => Duration::from_secs(600),
-            _ => Duration::from_secs(15 * 60),
-        };
-        crate::resources::common::timeout(v, op.as_str(), default)
+        crate::resources::workload::timeout(v, op)
     }
     fn validator(&self) -> Option<&dyn ValidateConfig> {
         Some(self)

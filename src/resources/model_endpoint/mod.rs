@@ -97,24 +97,13 @@ impl Resource for ModelEndpoint {
         ops::recover(ctx, observed).await
     }
     async fn await_change(&self, ctx: &Context, state: &Value, within: Duration) {
-        let Ok(kube) = ctx.kube() else { return };
-        let (ns, objects) = ops::watched_objects(state);
-        crate::resources::workload::await_objects(
-            kube.as_ref(),
-            &ns,
-            &objects,
-            within,
-            &ctx.cancel,
-        )
-        .await;
+        crate::resources::workload::await_change(ctx, ops::watched_objects(state), within).await
     }
     /// Create and update wait at most `rollout.timeout` (and the `timeouts` block).
     fn timeout(&self, v: &Value, op: Operation) -> Duration {
-        let t = crate::resources::common::timeout(v, op.as_str(), Duration::from_secs(15 * 60));
+        let t = crate::resources::workload::timeout(v, op);
         match op {
-            Operation::Delete => {
-                crate::resources::common::timeout(v, "delete", Duration::from_secs(600))
-            }
+            Operation::Delete => t,
             _ => t.min(spec::EndpointSpec::from_value(v).rollout_timeout),
         }
     }
