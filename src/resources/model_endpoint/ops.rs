@@ -342,8 +342,10 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Observed>, R
 
     let mut revision = served(&stable);
     let mut ready = stable["status"]["readyReplicas"].as_i64().unwrap_or(0);
-    let mut progresses = vec![rollout::deployment_progress(&stable)];
-    let mut tracks = vec![(format!("Deployment {ns}/{}", s.name), progresses[0].clone())];
+    let mut tracks = vec![(
+        format!("Deployment {ns}/{}", s.name),
+        rollout::deployment_progress(&stable),
+    )];
     if let Some(c) = &canary {
         let total = stable["spec"]["replicas"].as_i64().unwrap_or(0)
             + c["spec"]["replicas"].as_i64().unwrap_or(0);
@@ -354,7 +356,6 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Observed>, R
             total
         );
         ready += c["status"]["readyReplicas"].as_i64().unwrap_or(0);
-        progresses.push(rollout::deployment_progress(c));
         let name = format!(
             "Deployment {ns}/{}",
             manifests::deployment_name(&s, Track::Canary)
@@ -367,15 +368,11 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Observed>, R
         };
         tracks.push((name, progress));
     }
-    let status = if progresses
-        .iter()
-        .any(|p| matches!(p, Progress::Failed { .. }))
-    {
-        "Degraded"
-    } else if progresses.iter().all(|p| *p == Progress::Complete) {
-        "Ready"
-    } else {
-        "Progressing"
+    let observed = rollout::readiness(&[], &tracks, "Rollout failed");
+    let status = match observed {
+        Readiness::Ready => "Ready",
+        Readiness::Progressing(_) => "Progressing",
+        Readiness::Failed { .. } => "Degraded",
     };
     out.set_attr("id", Value::string(format!("{ns}/{}", s.name)));
     out.set_attr("url", Value::string(s.url()));
@@ -387,7 +384,7 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Observed>, R
     out.set_attr("served_revision", Value::string(revision));
     out.set_attr("ready_replicas", Value::int(ready));
     out.set_attr("status", Value::string(status));
-    let readiness = match rollout::readiness(&[], &tracks, "Rollout failed") {
+    let readiness = match observed {
         // `wait = false`: ready once Kubernetes accepted the objects; a failure still shows.
         Readiness::Progressing(_) if !s.wait => Readiness::Ready,
         Readiness::Failed { summary, detail } if !s.auto_rollback => Readiness::Failed {

@@ -312,31 +312,21 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Observed>, R
         out.set_attr("api_key", Value::string(""));
     }
     out.set_attr("status", Value::string(status));
-    let failed_job = progress.len() > 1 && matches!(progress[1].1, Progress::Failed { .. });
-    let readiness = workload::readiness(
-        &problems
-            .into_iter()
-            .filter(|p| !(failed_job && p.starts_with("bootstrap Job")))
-            .collect::<Vec<_>>(),
-        &progress,
-        if failed_job {
-            "Creating the collections failed"
-        } else {
-            "Vector database did not become ready"
-        },
-    );
-    let readiness = match readiness {
-        crate::resource::Readiness::Failed { summary, detail } if failed_job => {
-            crate::resource::Readiness::Failed {
-                summary,
-                detail: format!(
-                    "{detail}\nSee the script's output with: kubectl -n {ns} logs job/{}",
-                    s.bootstrap_job_name()
-                ),
+    // StatefulSets have no progress deadline, so only the bootstrap Job can fail (and a failed
+    // workload wins over the problems list, which names the same Job).
+    let readiness =
+        match workload::readiness(&problems, &progress, "Creating the collections failed") {
+            crate::resource::Readiness::Failed { summary, detail } => {
+                crate::resource::Readiness::Failed {
+                    summary,
+                    detail: format!(
+                        "{detail}\nSee the script's output with: kubectl -n {ns} logs job/{}",
+                        s.bootstrap_job_name()
+                    ),
+                }
             }
-        }
-        r => r,
-    };
+            r => r,
+        };
     Ok(Some(Observed {
         state: out,
         readiness,
