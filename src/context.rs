@@ -2,6 +2,7 @@
 //! the cancellation signal. Both front ends build one from the provider configuration.
 
 use crate::cloud::aws::{AwsSettings, Ec2Api};
+use crate::cloud::gce::{GceApi, GcpSettings};
 use crate::cloud::kube::KubeApi;
 use crate::cty::Value;
 use crate::error::ResourceError;
@@ -30,6 +31,15 @@ pub trait Ec2Factory: Send + Sync {
     fn skip_credentials_validation(&self) -> bool {
         false
     }
+}
+
+/// Builds Compute Engine clients for a project and region: the GCP counterpart of
+/// [`Ec2Factory`], so tests and the Crossplane front end can supply their own.
+pub trait GceFactory: Send + Sync {
+    fn gce(&self, project: &str, region: &str) -> Result<Arc<dyn GceApi>, ResourceError>;
+    /// The provider-level default project and region (the `gcp` block), if any.
+    fn default_project(&self) -> Option<String>;
+    fn default_region(&self) -> Option<String>;
 }
 
 /// Cancellation raised by StopProvider; long waits check it.
@@ -67,6 +77,7 @@ pub struct Context {
     /// Regions whose credentials passed the check (shared by clones of this context).
     checked: Arc<Mutex<HashSet<String>>>,
     kube: Option<Arc<dyn KubeApi>>,
+    gce: Option<Arc<dyn GceFactory>>,
     /// States of objects this provider process has seen, by (type name, id): how one resource
     /// learns facts about another in the same configuration (e.g. a pool's driver version)
     /// without a cloud call.
@@ -81,6 +92,7 @@ impl Context {
             cancel: Arc::new(Cancel::default()),
             checked: Arc::new(Mutex::new(HashSet::new())),
             kube: None,
+            gce: None,
             known: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -88,6 +100,31 @@ impl Context {
     pub fn with_kube(mut self, kube: Arc<dyn KubeApi>) -> Context {
         self.kube = Some(kube);
         self
+    }
+
+    pub fn with_gce(mut self, gce: Arc<dyn GceFactory>) -> Context {
+        self.gce = Some(gce);
+        self
+    }
+
+    /// A Compute Engine client for `project`/`region`.
+    pub fn gce(&self, project: &str, region: &str) -> Result<Arc<dyn GceApi>, ResourceError> {
+        self.gce
+            .as_ref()
+            .ok_or_else(|| {
+                ResourceError::NotConfigured(
+                    "the gcp block is required to manage GCP resources".into(),
+                )
+            })?
+            .gce(project, region)
+    }
+
+    pub fn default_gcp_project(&self) -> Option<String> {
+        self.gce.as_ref().and_then(|f| f.default_project())
+    }
+
+    pub fn default_gcp_region(&self) -> Option<String> {
+        self.gce.as_ref().and_then(|f| f.default_region())
     }
 
     pub fn kube(&self) -> Result<&Arc<dyn KubeApi>, ResourceError> {
@@ -192,5 +229,50 @@ impl Ec2Factory for SdkEc2Factory {
     }
     fn skip_credentials_validation(&self) -> bool {
         self.settings.skip_credentials_validation
+    }
+}
+
+/// Caches one REST client per (project, region) for the life of the provider process.
+pub struct RestGceFactory {
+    settings: GcpSettings,
+    clients: Mutex<HashMap<(String, String), Arc<dyn GceApi>>>,
+}
+
+impl RestGceFactory {
+    pub fn new(settings: GcpSettings) -> RestGceFactory {
+        RestGceFactory {
+            settings,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl GceFactory for RestGceFactory {
+    fn gce(&self, project: &str, region: &str) -> Result<Arc<dyn GceApi>, ResourceError> {
+        let key = (project.to_string(), region.to_string());
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = clients.get(&key) {
+            return Ok(c.clone());
+        }
+        let c: Arc<dyn GceApi> = Arc::new(
+            crate::cloud::gce::GceClient::new(&self.settings, project, region)
+                .map_err(|e| ResourceError::NotConfigured(e.message))?,
+        );
+        clients.insert(key, c.clone());
+        Ok(c)
+    }
+    fn default_project(&self) -> Option<String> {
+        self.settings
+            .project
+            .clone()
+            .or_else(|| std::env::var("GOOGLE_CLOUD_PROJECT").ok())
+            .filter(|p| !p.is_empty())
+    }
+    fn default_region(&self) -> Option<String> {
+        self.settings
+            .region
+            .clone()
+            .or_else(|| std::env::var("GOOGLE_REGION").ok())
+            .filter(|r| !r.is_empty())
     }
 }

@@ -610,9 +610,11 @@ class World:
                 continue
             # NONE: watch the instance.
             if inst is None or inst.status in ("TERMINATED", "STOPPED"):
+                # repair_at holds when the loss was seen; the delay is read live, so a test can
+                # hold a repair back and then let it happen.
                 if m.repair_at is None:
-                    m.repair_at = t + cfg["repair_delay_s"]
-                elif t >= m.repair_at:
+                    m.repair_at = t
+                elif t >= m.repair_at + cfg["repair_delay_s"]:
                     if inst is not None:
                         self.instances.pop((igm.project, m.zone, m.name), None)
                     m.action, m.repair_at, m.next_attempt = "RECREATING", None, t

@@ -292,6 +292,7 @@ pub struct Group {
     pub version_target_reached: bool,
     pub actions: GroupActions,
     pub fingerprint: String,
+    pub description: String,
 }
 
 /// One instance of a group (`listManagedInstances`).
@@ -365,6 +366,8 @@ pub trait GceApi: Send + Sync {
         request_id: &str,
     ) -> Result<Operation, GceError>;
     async fn get_template(&self, name: &str) -> Result<Option<InstanceTemplate>, GceError>;
+    /// Global templates whose name starts with `prefix` (one filtered list call per page).
+    async fn list_templates(&self, prefix: &str) -> Result<Vec<InstanceTemplate>, GceError>;
     async fn delete_template(
         &self,
         name: &str,
@@ -390,6 +393,13 @@ pub trait GceApi: Send + Sync {
         &self,
         name: &str,
         template: &str,
+        request_id: &str,
+    ) -> Result<Operation, GceError>;
+    /// Patches the group's description (where paved keeps the pool's node bounds).
+    async fn set_group_description(
+        &self,
+        name: &str,
+        description: &str,
         request_id: &str,
     ) -> Result<Operation, GceError>;
     async fn list_managed_instances(&self, name: &str) -> Result<Vec<ManagedInstance>, GceError>;
@@ -849,6 +859,7 @@ fn parse_group(v: &Json) -> Group {
             other,
         },
         fingerprint: str_of(&v["fingerprint"]),
+        description: str_of(&v["description"]),
     }
 }
 
@@ -1007,6 +1018,51 @@ impl GceApi for GceClient {
         }
     }
 
+    async fn list_templates(&self, prefix: &str) -> Result<Vec<InstanceTemplate>, GceError> {
+        // Compute's `eq` takes an RE2 regular expression matched against the whole name;
+        // resource names hold only [a-z0-9-], none of them special, so the prefix is used as is
+        // once checked.
+        if !prefix
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(GceError::new(
+                "ListInstanceTemplates",
+                0,
+                "invalid",
+                &format!("{prefix:?} is not a resource name prefix"),
+            ));
+        }
+        let re = prefix;
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut q = vec![
+                ("maxResults", "500".to_string()),
+                ("filter", format!("name eq \"{re}.*\"")),
+            ];
+            if let Some(t) = &token {
+                q.push(("pageToken", t.clone()));
+            }
+            let page = self
+                .call(
+                    "ListInstanceTemplates",
+                    hyper::Method::GET,
+                    "global/instanceTemplates",
+                    &q,
+                    None,
+                )
+                .await?;
+            if let Some(items) = page["items"].as_array() {
+                out.extend(items.iter().map(parse_template));
+            }
+            match page["nextPageToken"].as_str() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
     async fn delete_template(
         &self,
         name: &str,
@@ -1124,6 +1180,24 @@ impl GceApi for GceClient {
                 &self.igm_path(name),
                 &[("requestId", request_id.to_string())],
                 Some(&body),
+            )
+            .await?;
+        Ok(parse_operation(&v))
+    }
+
+    async fn set_group_description(
+        &self,
+        name: &str,
+        description: &str,
+        request_id: &str,
+    ) -> Result<Operation, GceError> {
+        let v = self
+            .call(
+                "PatchRegionInstanceGroupManager",
+                hyper::Method::PATCH,
+                &self.igm_path(name),
+                &[("requestId", request_id.to_string())],
+                Some(&json!({ "description": description })),
             )
             .await?;
         Ok(parse_operation(&v))

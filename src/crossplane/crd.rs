@@ -377,6 +377,27 @@ pub fn provider_config_crd() -> J {
                     "skipCredentialsValidation": {"description": "Skip the STS GetCallerIdentity check made before the first change.", "type": "boolean"}
                 }
             },
+            "gcp": {
+                "description": "Google Cloud settings for GPU pools with cloud gcp. Without credentials, requests to a loopback endpoint go unauthenticated (the local Compute API).",
+                "type": "object",
+                "properties": {
+                    "project": {"description": "Default project for GCP resources.", "type": "string"},
+                    "region": {"description": "Default region for GCP resources, e.g. us-central1.", "type": "string"},
+                    "endpoint": {"description": "Compute API root, e.g. http://127.0.0.1:18090; default https://compute.googleapis.com.", "type": "string"},
+                    "credentials": {
+                        "description": "Secret: a key holding an OAuth 2 access token for Compute Engine. None: no Authorization header (loopback endpoints only).",
+                        "type": "object",
+                        "properties": {
+                            "source": {"type": "string", "enum": ["None", "Secret"], "default": "None"},
+                            "secretRef": secret_ref("The secret holding the access token.")
+                        },
+                        "x-kubernetes-validations": [{
+                            "rule": "self.source != 'Secret' || has(self.secretRef)",
+                            "message": "gcp.credentials.secretRef is required when source is Secret"
+                        }]
+                    }
+                }
+            },
             "kubernetes": {
                 "description": "The cluster that Kubernetes-backed resources (model endpoints) are created in. InjectedIdentity: the cluster the controller runs in, with its own identity. Secret: a kubeconfig stored in a secret.",
                 "type": "object",
@@ -405,7 +426,7 @@ pub fn provider_config_crd() -> J {
     crd(
         &names,
         &["crossplane", "provider", "paved"],
-        "ProviderConfig configures how paved managed resources reach AWS and Kubernetes, and the platform defaults (team, project, tags) they get.",
+        "ProviderConfig configures how paved managed resources reach AWS, Google Cloud and Kubernetes, and the platform defaults (team, project, tags) they get.",
         spec,
         status,
         columns,

@@ -5,8 +5,9 @@
 
 use super::names::{GROUP, VERSION};
 use crate::cloud::aws::AwsSettings;
+use crate::cloud::gce::GcpSettings;
 use crate::cloud::kube::{KubeApi, KubeClient};
-use crate::context::{Context, Defaults, SdkEc2Factory};
+use crate::context::{Context, Defaults, RestGceFactory, SdkEc2Factory};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject};
 use kube::discovery::ApiResource;
@@ -218,6 +219,16 @@ impl ProviderConfigs {
                 }
             })?);
         }
+        if spec["gcp"]["credentials"]["source"].as_str() == Some("Secret") {
+            refs.push(
+                secret_ref(&spec["gcp"]["credentials"]["secretRef"]).ok_or_else(|| {
+                    ConfigError::Invalid {
+                        config: name.into(),
+                        message: "gcp.credentials.source is Secret but gcp.credentials.secretRef is incomplete".into(),
+                    }
+                })?,
+            );
+        }
         let mut secrets: HashMap<SecretKeyRef, (String, String)> = HashMap::new();
         let mut fingerprint = pc.metadata.resource_version.clone().unwrap_or_default();
         for r in &refs {
@@ -337,7 +348,24 @@ impl ProviderConfigs {
             self.injected.clone()
         };
         let factory = Arc::new(SdkEc2Factory::new(aws));
-        Ok(Context::new(defaults(spec), Some(factory)).with_kube(kube))
+        let mut ctx = Context::new(defaults(spec), Some(factory)).with_kube(kube);
+        let g = &spec["gcp"];
+        if g.is_object() {
+            let mut gcp = GcpSettings {
+                project: g["project"].as_str().map(String::from),
+                region: g["region"].as_str().map(String::from),
+                endpoint: g["endpoint"].as_str().map(String::from),
+                access_token: None,
+            };
+            if g["credentials"]["source"].as_str() == Some("Secret") {
+                let r = next
+                    .next()
+                    .ok_or_else(|| invalid("gcp credentials secret missing".into()))?;
+                gcp.access_token = Some(secrets[r].1.trim().to_string());
+            }
+            ctx = ctx.with_gce(Arc::new(RestGceFactory::new(gcp)));
+        }
+        Ok(ctx)
     }
 }
 

@@ -575,13 +575,26 @@ impl<'a> Reconcile<'a> {
             }
         };
         let mut create_plan: Option<Desired> = None;
-        if let (Some(c), true) = (&config, strict) {
-            if let Some(v) = r.validator() {
-                check(v.validate(c))?;
+        // A delete observes through the planned value too (its defaults name the external
+        // object, e.g. a GCP pool's project); a plan with errors is only not used. Observe-only
+        // resources keep going through the importer: their spec is not the truth.
+        let mut observe_plan: Option<Desired> = None;
+        match (&config, strict) {
+            (Some(c), true) => {
+                if let Some(v) = r.validator() {
+                    check(v.validate(c))?;
+                }
+                let d = desired(r, &kind.schema, &ctx, None, c);
+                check(d.diags.clone())?;
+                create_plan = Some(d);
             }
-            let d = desired(r, &kind.schema, &ctx, None, c);
-            check(d.diags.clone())?;
-            create_plan = Some(d);
+            (Some(c), false) if deleting && policies.may_change() => {
+                let d = desired(r, &kind.schema, &ctx, None, c);
+                if !d.diags.has_errors() {
+                    observe_plan = Some(d);
+                }
+            }
+            _ => {}
         }
 
         // Observe.
@@ -589,8 +602,13 @@ impl<'a> Reconcile<'a> {
         let observed = match &external_name {
             None => None,
             Some(ext) => {
-                self.observe(&ctx, create_plan.as_ref(), config.as_ref(), ext)
-                    .await?
+                self.observe(
+                    &ctx,
+                    create_plan.as_ref().or(observe_plan.as_ref()),
+                    config.as_ref(),
+                    ext,
+                )
+                .await?
             }
         };
         let readiness = observed.as_ref().map(|o| o.readiness.clone());

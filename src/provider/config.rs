@@ -1,6 +1,7 @@
 //! The provider block: platform defaults and cloud credentials.
 
 use crate::cloud::aws::AwsSettings;
+use crate::cloud::gce::GcpSettings;
 use crate::cloud::kube::KubeSettings;
 use crate::context::Defaults;
 use crate::cty::{Type, Value};
@@ -34,6 +35,11 @@ pub fn schema() -> Schema {
         .attr(Attribute::optional("token", Type::String, "Bearer token.").sensitive())
         .attr(Attribute::optional("cluster_ca_certificate", Type::String, "PEM CA bundle for the API server."))
         .attr(Attribute::optional("insecure", Type::Bool, "Skip TLS verification of the API server (tests only)."));
+    let gcp = Block::new("Google Cloud access for GPU pools with cloud = \"gcp\". Requests to Compute Engine carry an OAuth 2 access token (credentials, else GOOGLE_OAUTH_ACCESS_TOKEN); with a loopback endpoint and no token they go unauthenticated, as the local Compute API expects.")
+        .attr(Attribute::optional("project", Type::String, "Default project for GCP resources (else GOOGLE_CLOUD_PROJECT)."))
+        .attr(Attribute::optional("region", Type::String, "Default region for GCP resources, e.g. us-central1 (else GOOGLE_REGION)."))
+        .attr(Attribute::optional("credentials", Type::String, "An OAuth 2 access token for Compute Engine (e.g. `gcloud auth print-access-token`).").sensitive())
+        .attr(Attribute::optional("endpoint", Type::String, "API root, e.g. http://127.0.0.1:18090 for the local Compute API; paths /compute/v1/... go below it. Default https://compute.googleapis.com."));
     Schema::new(
         0,
         Block::new("paved: self-service golden paths for AI/ML teams.")
@@ -42,6 +48,7 @@ pub fn schema() -> Schema {
             .attr(Attribute::optional("default_tags", Type::map(Type::String), "Tags applied to every cloud object the provider creates; resource `tags` override them."))
             .attr(Attribute::optional("price_overrides", Type::map(Type::Number), "Hourly USD prices that replace the built-in table, keyed by instance type (on-demand) or `TYPE:spot`."))
             .block("aws", Nesting::Single, aws)
+            .block("gcp", Nesting::Single, gcp)
             .block("kubernetes", Nesting::Single, kubernetes),
     )
 }
@@ -73,6 +80,15 @@ pub fn validate(config: &Value) -> Diagnostics {
                     format!("{u:?} is not a URL; write it as http://HOST:PORT or https://HOST."),
                 );
             }
+        }
+    }
+    if let Some(u) = config.get("gcp").get("endpoint").as_str() {
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            d.attr_error(
+                AttrPath::attr("gcp").then("endpoint"),
+                "Invalid endpoint URL",
+                format!("{u:?} is not a URL; write it as http://HOST:PORT or https://HOST."),
+            );
         }
     }
     if let Some(h) = config.get("kubernetes").get("host").as_str() {
@@ -113,6 +129,17 @@ pub fn parse_kube(config: &Value) -> KubeSettings {
         cluster_ca_certificate: opt_str(k.get("cluster_ca_certificate")),
         insecure: k.get("insecure").as_bool().unwrap_or(false),
     }
+}
+
+/// Reads the `gcp` block (absent: no GCP access).
+pub fn parse_gcp(config: &Value) -> Option<GcpSettings> {
+    let g = config.get("gcp");
+    (!g.is_null()).then(|| GcpSettings {
+        project: opt_str(g.get("project")),
+        region: opt_str(g.get("region")),
+        access_token: opt_str(g.get("credentials")),
+        endpoint: opt_str(g.get("endpoint")),
+    })
 }
 
 /// Reads a validated provider configuration.

@@ -3,7 +3,7 @@
 
 pub mod config;
 
-use crate::context::{Context, SdkEc2Factory};
+use crate::context::{Context, RestGceFactory, SdkEc2Factory};
 use crate::cty::Value;
 use crate::data_source::DataSource;
 use crate::diag::Diagnostics;
@@ -94,7 +94,11 @@ impl Provider {
         let kube = Arc::new(crate::cloud::kube::KubeClient::new(config::parse_kube(
             config,
         )));
-        self.set_context(Context::new(defaults, factory).with_kube(kube));
+        let mut ctx = Context::new(defaults, factory).with_kube(kube);
+        if let Some(g) = config::parse_gcp(config) {
+            ctx = ctx.with_gce(Arc::new(RestGceFactory::new(g)));
+        }
+        self.set_context(ctx);
         d
     }
 

@@ -66,6 +66,268 @@ pub const INSTANCE_TYPES: &[InstanceType] = &[
 /// does not guess them (functions refuse them; pools fall back to `price_overrides`).
 pub const PRICED_REGIONS: &[&str] = &["us-east-1", "us-east-2", "us-west-2"];
 
+/// One Compute Engine machine type a GPU pool can run on. A2/A3/G2 types carry their GPUs
+/// built in; N1 types get theirs as `guestAccelerators` (`guest` names the accelerator type
+/// Compute wants), billed per GPU on top of the VM.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GceMachineType {
+    pub name: &'static str,
+    /// paved's accelerator name (the same names as on EC2).
+    pub accelerator: &'static str,
+    pub gpus: i64,
+    /// Compute's accelerator type for N1 `guestAccelerators`; None when the GPUs are built in.
+    pub guest: Option<&'static str>,
+    /// Whole-VM on-demand USD/hour in us-central1, GPUs included.
+    pub on_demand_usd: f64,
+    /// Whole-VM Spot USD/hour in us-central1 on the price date; None where no dated Spot price
+    /// for the attached GPU is published (then the on-demand price is the estimate).
+    pub spot_usd: Option<f64>,
+}
+
+const fn gm(
+    name: &'static str,
+    accelerator: &'static str,
+    gpus: i64,
+    guest: Option<&'static str>,
+    usd: f64,
+    spot: Option<f64>,
+) -> GceMachineType {
+    GceMachineType {
+        name,
+        accelerator,
+        gpus,
+        guest,
+        on_demand_usd: usd,
+        spot_usd: spot,
+    }
+}
+
+/// Per-GPU on-demand USD/hour of the N1 guest accelerators (Google's GPU price list, us-central1).
+const T4_USD: f64 = 0.35;
+const V100_USD: f64 = 2.48;
+
+/// Compute Engine GPU machine types, with us-central1 prices from the Cloud Billing Catalog as
+/// published in Cyclenerd/google-cloud-pricing-cost-calculator's pricing.yml of 2026-07-30
+/// (whole VM; N1 prices are the VM's plus the GPU list price per GPU). Spot prices move up to
+/// once a day, so they are dated estimates; `price_overrides` replaces any of them
+/// (`MACHINE_TYPE` or `MACHINE_TYPE:spot`). nvidia-a10g has no Compute Engine equivalent.
+pub const GCE_MACHINE_TYPES: &[GceMachineType] = &[
+    gm(
+        "n1-standard-4",
+        "nvidia-t4",
+        1,
+        Some("nvidia-tesla-t4"),
+        0.19 + T4_USD,
+        None,
+    ),
+    gm(
+        "n1-standard-8",
+        "nvidia-t4",
+        1,
+        Some("nvidia-tesla-t4"),
+        0.38 + T4_USD,
+        None,
+    ),
+    gm(
+        "n1-standard-16",
+        "nvidia-t4",
+        2,
+        Some("nvidia-tesla-t4"),
+        0.76 + 2.0 * T4_USD,
+        None,
+    ),
+    gm(
+        "n1-standard-32",
+        "nvidia-t4",
+        4,
+        Some("nvidia-tesla-t4"),
+        1.52 + 4.0 * T4_USD,
+        None,
+    ),
+    gm(
+        "n1-standard-8",
+        "nvidia-v100-16gb",
+        1,
+        Some("nvidia-tesla-v100"),
+        0.38 + V100_USD,
+        None,
+    ),
+    gm(
+        "n1-standard-16",
+        "nvidia-v100-16gb",
+        2,
+        Some("nvidia-tesla-v100"),
+        0.76 + 2.0 * V100_USD,
+        None,
+    ),
+    gm(
+        "n1-standard-32",
+        "nvidia-v100-16gb",
+        4,
+        Some("nvidia-tesla-v100"),
+        1.52 + 4.0 * V100_USD,
+        None,
+    ),
+    gm(
+        "n1-standard-64",
+        "nvidia-v100-16gb",
+        8,
+        Some("nvidia-tesla-v100"),
+        3.04 + 8.0 * V100_USD,
+        None,
+    ),
+    gm("g2-standard-4", "nvidia-l4", 1, None, 0.7068, Some(0.3973)),
+    gm("g2-standard-8", "nvidia-l4", 1, None, 0.8536, Some(0.4799)),
+    gm("g2-standard-12", "nvidia-l4", 1, None, 1.0004, Some(0.5624)),
+    gm("g2-standard-24", "nvidia-l4", 2, None, 2.0008, Some(1.1248)),
+    gm("g2-standard-48", "nvidia-l4", 4, None, 4.0017, Some(2.2496)),
+    gm("g2-standard-96", "nvidia-l4", 8, None, 8.0033, Some(4.4993)),
+    gm(
+        "a2-highgpu-1g",
+        "nvidia-a100-40gb",
+        1,
+        None,
+        3.6734,
+        Some(1.9280),
+    ),
+    gm(
+        "a2-highgpu-2g",
+        "nvidia-a100-40gb",
+        2,
+        None,
+        7.3468,
+        Some(3.8560),
+    ),
+    gm(
+        "a2-highgpu-4g",
+        "nvidia-a100-40gb",
+        4,
+        None,
+        14.6936,
+        Some(7.7121),
+    ),
+    gm(
+        "a2-highgpu-8g",
+        "nvidia-a100-40gb",
+        8,
+        None,
+        29.3871,
+        Some(15.4242),
+    ),
+    gm(
+        "a2-megagpu-16g",
+        "nvidia-a100-40gb",
+        16,
+        None,
+        55.7395,
+        Some(29.2557),
+    ),
+    gm(
+        "a2-ultragpu-1g",
+        "nvidia-a100-80gb",
+        1,
+        None,
+        5.0688,
+        Some(2.7595),
+    ),
+    gm(
+        "a2-ultragpu-2g",
+        "nvidia-a100-80gb",
+        2,
+        None,
+        10.1376,
+        Some(5.5191),
+    ),
+    gm(
+        "a2-ultragpu-4g",
+        "nvidia-a100-80gb",
+        4,
+        None,
+        20.2752,
+        Some(11.0382),
+    ),
+    gm(
+        "a2-ultragpu-8g",
+        "nvidia-a100-80gb",
+        8,
+        None,
+        40.5504,
+        Some(22.0764),
+    ),
+    gm(
+        "a3-highgpu-8g",
+        "nvidia-h100-80gb",
+        8,
+        None,
+        88.49,
+        Some(50.6095),
+    ),
+];
+
+/// The Compute Engine entry for `name` carrying `accelerator` (N1 types appear once per GPU
+/// model they take; without an accelerator the first entry).
+pub fn gce_machine_type(name: &str, accelerator: Option<&str>) -> Option<&'static GceMachineType> {
+    GCE_MACHINE_TYPES
+        .iter()
+        .find(|t| t.name == name && accelerator.is_none_or(|a| t.accelerator == a))
+}
+
+/// Compute Engine machine types for `count` GPUs of `accel`, cheapest first.
+pub fn gce_types_for(accel: &str, count: i64) -> Vec<&'static str> {
+    let mut v: Vec<&GceMachineType> = GCE_MACHINE_TYPES
+        .iter()
+        .filter(|t| t.accelerator == accel && t.gpus == count)
+        .collect();
+    v.sort_by(|a, b| a.on_demand_usd.total_cmp(&b.on_demand_usd));
+    v.into_iter().map(|t| t.name).collect()
+}
+
+/// GPU counts Compute Engine offers for an accelerator (for error messages).
+pub fn gce_counts_for(accel: &str) -> Vec<i64> {
+    let mut v: Vec<i64> = GCE_MACHINE_TYPES
+        .iter()
+        .filter(|t| t.accelerator == accel)
+        .map(|t| t.gpus)
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Hourly price of one Compute Engine VM; overrides win over the table. Spot without a dated
+/// price falls back to the on-demand price (an upper bound), as the resource docs say.
+pub fn gce_hourly_price(
+    name: &str,
+    accelerator: Option<&str>,
+    spot: bool,
+    overrides: &std::collections::BTreeMap<String, f64>,
+) -> Option<f64> {
+    if spot {
+        if let Some(p) = overrides.get(&format!("{name}:spot")) {
+            return Some(*p);
+        }
+    }
+    if let Some(p) = overrides.get(name) {
+        if !spot {
+            return Some(*p);
+        }
+    }
+    let t = gce_machine_type(name, accelerator)?;
+    let on_demand = overrides.get(name).copied().unwrap_or(t.on_demand_usd);
+    Some(match (spot, t.spot_usd) {
+        (true, Some(s)) => s,
+        _ => on_demand,
+    })
+}
+
+/// GPUs per node of a machine type on `cloud` (for plan-time totals).
+pub fn gpus_per_node(cloud: &str, name: &str, accelerator: Option<&str>) -> Option<i64> {
+    match cloud {
+        "gcp" => gce_machine_type(name, accelerator).map(|t| t.gpus),
+        _ => instance_type(name).map(|t| t.gpus),
+    }
+}
+
 /// Accelerators and the oldest CUDA toolkit that supports their architecture.
 pub const ACCELERATORS: &[(&str, (u32, u32))] = &[
     ("nvidia-t4", (10, 0)),

@@ -1,10 +1,11 @@
 //! `paved_gpu_compute_pool`: GPU capacity for one team, with cost attribution and pinned
 //! CUDA/driver versions. The folder holds the resource's whole life: schema, validation, plan,
-//! catalog, node bootstrap and the EC2 realisation.
+//! catalog, node bootstrap and the two realisations: EC2 (`aws`) and Compute Engine (`gce`).
 
 mod aws;
 mod bootstrap;
 pub mod catalog;
+mod gce;
 pub mod schema;
 mod spec;
 mod validate;
@@ -14,7 +15,8 @@ use crate::cty::Value;
 use crate::diag::{AttrPath, Diagnostics};
 use crate::error::{ApplyError, ResourceError};
 use crate::resource::{
-    Deletion, ImportState, ModifyPlan, Observed, Operation, PlanInputs, Resource, ValidateConfig,
+    Deletion, ImportState, ModifyPlan, Observed, Operation, PlanInputs, Recovery, Resource,
+    ValidateConfig,
 };
 use crate::schema::Schema;
 use async_trait::async_trait;
@@ -22,6 +24,20 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub struct GpuComputePool;
+
+/// The pool's cloud: `aws` when unset (states written before `cloud` had a default), None
+/// while unknown.
+fn cloud_of(v: &Value) -> Option<&str> {
+    match v.get("cloud") {
+        Value::Null => Some("aws"),
+        c => c.as_str(),
+    }
+}
+
+/// Whether a pool value (state or plan) lives on Compute Engine.
+fn on_gcp(v: &Value) -> bool {
+    v.get("cloud").as_str() == Some("gcp")
+}
 
 #[async_trait]
 impl Resource for GpuComputePool {
@@ -32,9 +48,15 @@ impl Resource for GpuComputePool {
         schema::schema()
     }
     async fn read(&self, ctx: &Context, state: &Value) -> Result<Option<Observed>, ResourceError> {
+        if on_gcp(state) {
+            return gce::read(ctx, state).await;
+        }
         aws::read(ctx, state).await
     }
     async fn create(&self, ctx: &Context, planned: &Value) -> Result<Value, ApplyError> {
+        if on_gcp(planned) {
+            return gce::create(ctx, planned).await;
+        }
         aws::create(ctx, planned).await
     }
     async fn update(
@@ -43,20 +65,41 @@ impl Resource for GpuComputePool {
         prior: &Value,
         planned: &Value,
     ) -> Result<Value, ApplyError> {
+        if on_gcp(planned) {
+            return gce::update(ctx, prior, planned).await;
+        }
         aws::update(ctx, prior, planned).await
     }
     async fn delete(&self, ctx: &Context, prior: &Value) -> Result<Deletion, ResourceError> {
+        if on_gcp(prior) {
+            return gce::delete(ctx, prior).await;
+        }
         aws::delete(ctx, prior).await
     }
-    /// EC2 has no watch: the wait polls every second (two DescribeInstances calls each).
+    /// On EC2 a capacity failure is known inside the verb, which cleans up itself; on Compute
+    /// Engine the group reports it later, so the cleanup (or shrink) starts here.
+    async fn recover(
+        &self,
+        ctx: &Context,
+        observed: &Value,
+        _failure: &str,
+    ) -> Result<Recovery, ApplyError> {
+        if on_gcp(observed) {
+            return gce::recover(ctx, observed).await;
+        }
+        Ok(Recovery::None)
+    }
+    /// Neither EC2 nor Compute Engine has a watch: the wait polls every second (two list
+    /// calls each).
     async fn await_change(&self, ctx: &Context, _state: &Value, within: Duration) {
         let _ = ctx.cancel.sleep(within.min(Duration::from_secs(1))).await;
     }
     fn timeout(&self, v: &Value, op: Operation) -> Duration {
         spec::timeout(v, op.as_str())
     }
-    /// Pool IDs are ours to pick: derived from region and name ([`aws::derived_pool_id`]), the
-    /// same ID the Terraform plan shows, and create honours a planned one.
+    /// Pool IDs are ours to pick: derived from region and name ([`aws::derived_pool_id`]; on
+    /// GCP from project, region and name), the same ID the Terraform plan shows, and create
+    /// honours a planned one.
     fn choose_id(&self, planned: &Value) -> Option<String> {
         planned_id(planned)
     }
@@ -69,7 +112,8 @@ impl Resource for GpuComputePool {
     fn importer(&self) -> Option<&dyn ImportState> {
         Some(self)
     }
-    /// None: a pool lives in EC2 only (its nodes join the cluster by themselves).
+    /// None: a pool lives in EC2 or Compute Engine only (its nodes join the cluster by
+    /// themselves).
     fn managed_kinds(&self) -> &'static [crate::cloud::kube::KubeAccess] {
         &[]
     }
@@ -83,17 +127,36 @@ impl ValidateConfig for GpuComputePool {
 
 #[async_trait]
 impl ImportState for GpuComputePool {
+    /// `PROJECT/REGION/NAME` is a GCP pool; `POOL_ID` or `REGION/POOL_ID` an AWS one.
     async fn import(&self, ctx: &Context, id: &str) -> Result<Value, ResourceError> {
-        aws::import(ctx, id, schema::schema().block.null_object()).await
+        let stub = schema::schema().block.null_object();
+        if id.split('/').count() == 3 {
+            return gce::import(ctx, id, stub).await;
+        }
+        // A bare pool ID names a pool of either cloud: EC2 first when configured, then the
+        // default GCP project and region.
+        if ctx.aws().is_ok() || ctx.default_gcp_project().is_none() {
+            match aws::import(ctx, id, stub.clone()).await {
+                Err(ResourceError::NotFound(_)) if ctx.default_gcp_project().is_some() => {}
+                other => return other,
+            }
+        }
+        gce::import_by_id(ctx, id, stub).await
     }
 }
 
 /// The derived ID of a pool about to be created, once region and name are known.
 fn planned_id(planned: &Value) -> Option<String> {
-    Some(aws::derived_pool_id(
-        planned.get("region").as_str()?,
-        planned.get("name").as_str()?,
-    ))
+    let region = planned.get("region").as_str()?;
+    let name = planned.get("name").as_str()?;
+    match cloud_of(planned)? {
+        "gcp" => Some(gce::pool_id(
+            planned.get("gcp_project").as_str()?,
+            region,
+            name,
+        )),
+        _ => Some(aws::derived_pool_id(region, name)),
+    }
 }
 
 /// The cost-attribution tags every pool object carries, plus the user's and the provider's tags.
@@ -124,21 +187,67 @@ impl ModifyPlan for GpuComputePool {
     ) {
         let config = inputs.config;
         crate::resources::common::plan_attribution(ctx, config, planned, diags, "pool");
+        let cloud = cloud_of(planned).map(String::from);
+        let gcp = cloud.as_deref() == Some("gcp");
         if config.get("region").is_null() {
-            match ctx.default_aws_region() {
+            let (region, block) = if gcp {
+                (ctx.default_gcp_region(), "gcp")
+            } else {
+                (ctx.default_aws_region(), "aws")
+            };
+            match region {
                 Some(r) => planned.set_attr("region", Value::string(r)),
                 None => diags.attr_error(
                     AttrPath::attr("region"),
                     "Missing region",
-                    "Set region here, or region in the provider's aws block.",
+                    format!("Set region here, or region in the provider's {block} block."),
                 ),
+            }
+        }
+        if gcp {
+            // Validation checks zones against a configured region; a region from the provider
+            // is known only now.
+            if let (true, Some(region)) = (
+                config.get("region").is_null(),
+                planned.get("region").as_str(),
+            ) {
+                for (i, z) in planned
+                    .get("availability_zones")
+                    .elements()
+                    .iter()
+                    .enumerate()
+                {
+                    if let Some(z) = z.as_str().filter(|z| !z.starts_with(&format!("{region}-"))) {
+                        diags.attr_error(
+                            AttrPath::attr("availability_zones").index(i),
+                            "Zone outside the region",
+                            format!("{z:?} is not a zone of {region} (the provider's gcp.region); GCP zones are named REGION-LETTER, e.g. {region}-a."),
+                        );
+                    }
+                }
+            }
+            if config.get("gcp_project").is_null() {
+                match ctx.default_gcp_project() {
+                    Some(p) => planned.set_attr("gcp_project", Value::string(p)),
+                    None => diags.attr_error(
+                        AttrPath::attr("gcp_project"),
+                        "Missing GCP project",
+                        "Set gcp_project here, or project in the provider's gcp block.",
+                    ),
+                }
+            }
+        } else if cloud.is_some() {
+            // Computed attributes an AWS pool never has: null, not "known after apply".
+            for k in ["gcp_project", "instance_template", "instance_group"] {
+                planned.set_attr(k, Value::Null);
             }
         }
         let accel = config.get("accelerator");
         if config.get("instance_types").is_null() {
             let count = planned.get("accelerator").get("count").as_i64();
-            let v = match (accel.get("type").as_str(), count) {
-                (Some(t), Some(n)) => Value::string_list(catalog::types_for(t, n)),
+            let v = match (accel.get("type").as_str(), count, cloud.as_deref()) {
+                (Some(t), Some(n), Some("gcp")) => Value::string_list(catalog::gce_types_for(t, n)),
+                (Some(t), Some(n), Some(_)) => Value::string_list(catalog::types_for(t, n)),
                 _ => Value::Unknown,
             };
             planned.set_attr("instance_types", v);
@@ -161,6 +270,35 @@ impl ModifyPlan for GpuComputePool {
                 planned.set_attr("id", Value::string(id));
             }
         }
+        // GCP: the group's link is known with the ID; the template's name follows its content,
+        // so it is known whenever every input is, and a new one means the instances are
+        // replaced one zone at a time (their names and types may change).
+        let mut rolled = false;
+        if gcp {
+            planned.set_attr("launch_template_id", Value::Null);
+            let id = planned.get("id").as_str().map(String::from);
+            match (
+                id.as_deref(),
+                planned.get("gcp_project").as_str(),
+                planned.get("region").as_str(),
+            ) {
+                (Some(id), Some(p), Some(r)) => {
+                    let link = gce::group_link(p, r, id);
+                    planned.set_attr("instance_group", Value::string(link));
+                }
+                _ => planned.set_attr("instance_group", Value::Unknown),
+            }
+            let template = id
+                .and_then(|id| gce::template_spec(&id, planned))
+                .map(|t| t.name);
+            rolled = inputs
+                .prior
+                .is_some_and(|p| template.as_deref() != p.get("instance_template").as_str());
+            planned.set_attr(
+                "instance_template",
+                template.map_or(Value::Unknown, Value::String),
+            );
+        }
 
         // Values apply will change. GPUs are known now when every candidate type has the same
         // GPU count; the chosen type, instance IDs and cost depend on capacity at apply time.
@@ -168,14 +306,26 @@ impl ModifyPlan for GpuComputePool {
         let resized = inputs
             .prior
             .is_none_or(|p| p.get("nodes").get("desired") != &desired);
-        if resized {
+        if resized || rolled {
             for k in ["instance_ids", "instance_type", "hourly_cost_usd"] {
                 planned.set_attr(k, Value::Unknown);
             }
+            let accel_type = planned
+                .get("accelerator")
+                .get("type")
+                .as_str()
+                .map(String::from);
             let per_node: Option<Vec<i64>> =
                 planned.get("instance_types").as_string_vec().map(|ts| {
                     ts.iter()
-                        .map(|t| catalog::instance_type(t).map_or(0, |c| c.gpus))
+                        .map(|t| {
+                            catalog::gpus_per_node(
+                                cloud.as_deref().unwrap_or("aws"),
+                                t,
+                                accel_type.as_deref(),
+                            )
+                            .unwrap_or(0)
+                        })
                         .collect()
                 });
             let gpus = match (per_node, desired.as_i64()) {

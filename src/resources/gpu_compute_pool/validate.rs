@@ -39,37 +39,105 @@ fn name(c: &Value, d: &mut Diagnostics) {
     }
 }
 
+/// The pool's cloud as validation sees it: None while unknown (then cloud-specific checks are
+/// skipped), `aws` when unset (the default).
+fn cloud_of(c: &Value) -> Option<&str> {
+    match c.get("cloud") {
+        Value::Null => Some("aws"),
+        v => v.as_str(),
+    }
+}
+
 fn cloud(c: &Value, d: &mut Diagnostics) {
-    match c.get("cloud").as_str() {
-        None | Some("aws") => {}
-        Some("gcp") => d.attr_error(
-            AttrPath::attr("cloud"),
-            "GCP pools are not available yet",
-            "This provider version manages GPU pools on AWS only. Use cloud = \"aws\".",
-        ),
-        Some(other) => d.attr_error(
+    let cloud = cloud_of(c);
+    if let Some(other) = cloud.filter(|c| !matches!(*c, "aws" | "gcp")) {
+        d.attr_error(
             AttrPath::attr("cloud"),
             "Unknown cloud",
-            format!("{other:?} is not supported; use \"aws\"."),
-        ),
-    }
-    if c.get("cloud").as_str().unwrap_or("aws") == "aws" && c.get("image_id").is_null() {
-        d.attr_error(
-            AttrPath::attr("image_id"),
-            "Missing image_id",
-            "AWS pools need a machine image with the NVIDIA driver, e.g. an AWS Deep Learning Base GPU AMI. Set image_id = \"ami-…\".",
+            format!("{other:?} is not supported; use \"aws\" or \"gcp\"."),
         );
     }
-    if let Some(img) = c.get("image_id").as_str() {
-        if !img.starts_with("ami-") {
-            d.attr_error(
-                AttrPath::attr("image_id"),
-                "Invalid image_id",
-                format!("{img:?} is not an AMI ID; AMI IDs look like ami-0123456789abcdef0."),
-            );
+    let img = c.get("image_id");
+    match cloud {
+        Some("aws") => {
+            if img.is_null() {
+                d.attr_error(
+                    AttrPath::attr("image_id"),
+                    "Missing image_id",
+                    "AWS pools need a machine image with the NVIDIA driver, e.g. an AWS Deep Learning Base GPU AMI. Set image_id = \"ami-…\".",
+                );
+            }
+            if let Some(img) = img.as_str().filter(|i| !i.starts_with("ami-")) {
+                d.attr_error(
+                    AttrPath::attr("image_id"),
+                    "Invalid image_id",
+                    format!("{img:?} is not an AMI ID; AMI IDs look like ami-0123456789abcdef0."),
+                );
+            }
+            if !c.get("gcp_project").is_null() && !c.get("gcp_project").is_unknown() {
+                d.attr_error(
+                    AttrPath::attr("gcp_project"),
+                    "gcp_project on an AWS pool",
+                    "gcp_project applies to cloud = \"gcp\" pools only; remove it or set cloud = \"gcp\".",
+                );
+            }
         }
+        Some("gcp") => {
+            if img.is_null() {
+                d.attr_error(
+                    AttrPath::attr("image_id"),
+                    "Missing image_id",
+                    "GCP pools need a boot image with the NVIDIA driver, e.g. image_id = \"projects/deeplearning-platform-release/global/images/family/common-cu128-ubuntu-2204-nvidia-570\".",
+                );
+            }
+            if let Some(i) = img.as_str().filter(|i| !is_gce_image(i)) {
+                d.attr_error(
+                    AttrPath::attr("image_id"),
+                    "Invalid image_id",
+                    format!("{i:?} is not a Compute Engine image; write projects/PROJECT/global/images/NAME or projects/PROJECT/global/images/family/FAMILY."),
+                );
+            }
+            for a in ["subnet_ids", "security_group_ids"] {
+                if matches!(c.get(a), Value::List(v) if !v.is_empty()) {
+                    d.attr_error(
+                        AttrPath::attr(a),
+                        "Not used on GCP",
+                        format!("{a} are EC2 concepts; GCP pools run on the project's default network (use availability_zones to choose zones). Remove {a}."),
+                    );
+                }
+            }
+            if let (Some(region), Value::List(zones)) =
+                (c.get("region").as_str(), c.get("availability_zones"))
+            {
+                for (i, z) in zones.iter().enumerate() {
+                    if let Some(z) = z.as_str().filter(|z| {
+                        z.strip_prefix(region)
+                            .and_then(|r| r.strip_prefix('-'))
+                            .is_none_or(|s| s.is_empty())
+                    }) {
+                        d.attr_error(
+                            AttrPath::attr("availability_zones").index(i),
+                            "Zone outside the region",
+                            format!("{z:?} is not a zone of {region}; GCP zones are named REGION-LETTER, e.g. {region}-a."),
+                        );
+                    }
+                }
+            }
+        }
+        _ => {}
     }
     catalog::checks::capacity_type(c.get("capacity_type"), AttrPath::attr("capacity_type"), d);
+}
+
+/// `projects/P/global/images/NAME`, `.../images/family/F`, or a full https URL of one.
+fn is_gce_image(i: &str) -> bool {
+    let rest = match i.find("projects/") {
+        Some(p) if p == 0 || i.starts_with("https://") => &i[p..],
+        _ => return false,
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    matches!(parts.as_slice(), ["projects", p, "global", "images", n] if !p.is_empty() && !n.is_empty())
+        || matches!(parts.as_slice(), ["projects", p, "global", "images", "family", f] if !p.is_empty() && !f.is_empty())
 }
 
 fn hardware(c: &Value, d: &mut Diagnostics) {
@@ -96,15 +164,29 @@ fn hardware(c: &Value, d: &mut Diagnostics) {
             "accelerator.count",
             d,
         ) {
-            if types.is_null() && catalog::types_for(t, n).is_empty() {
-                d.attr_error(
+            match cloud_of(c) {
+                Some("gcp") if catalog::gce_counts_for(t).is_empty() => d.attr_error(
+                    AttrPath::attr("accelerator").then("type"),
+                    "Accelerator not offered on GCP",
+                    format!("Compute Engine has no {t}; on GCP use one of {} (nvidia-l4 is the closest to the A10G).", gce_accelerators().join(", ")),
+                ),
+                Some("gcp") if types.is_null() && catalog::gce_types_for(t, n).is_empty() => d.attr_error(
+                    AttrPath::attr("accelerator").then("count"),
+                    "No machine type has that many GPUs",
+                    format!(
+                        "On GCP, {t} nodes come with {:?} GPUs; pick one of those counts.",
+                        catalog::gce_counts_for(t)
+                    ),
+                ),
+                Some("aws") if types.is_null() && catalog::types_for(t, n).is_empty() => d.attr_error(
                     AttrPath::attr("accelerator").then("count"),
                     "No instance type has that many GPUs",
                     format!(
                         "{t} nodes come with {:?} GPUs; pick one of those counts.",
                         catalog::counts_for(t)
                     ),
-                );
+                ),
+                _ => {}
             }
         }
     }
@@ -114,6 +196,19 @@ fn hardware(c: &Value, d: &mut Diagnostics) {
         }
         for (i, it) in items.iter().enumerate() {
             let Some(name) = it.as_str() else { continue };
+            match cloud_of(c) {
+                Some("gcp") => {
+                    gce_machine_type(
+                        name,
+                        accel_type,
+                        AttrPath::attr("instance_types").index(i),
+                        d,
+                    );
+                    continue;
+                }
+                Some("aws") => {}
+                _ => continue,
+            }
             match catalog::instance_type(name) {
                 None => d.attr_error(
                     AttrPath::attr("instance_types").index(i),
@@ -132,6 +227,34 @@ fn hardware(c: &Value, d: &mut Diagnostics) {
                     }
                 }
             }
+        }
+    }
+}
+
+fn gce_accelerators() -> Vec<&'static str> {
+    let mut v: Vec<&str> = catalog::GCE_MACHINE_TYPES
+        .iter()
+        .map(|t| t.accelerator)
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn gce_machine_type(name: &str, accel: Option<&str>, path: AttrPath, d: &mut Diagnostics) {
+    if catalog::gce_machine_type(name, None).is_none() {
+        d.attr_error(
+            path,
+            "Not a GPU machine type",
+            format!("{name:?} is not a Compute Engine GPU machine type paved knows; use a type from the g2, a2-highgpu, a2-ultragpu, a2-megagpu or a3-highgpu families, or n1-standard-* with a T4 or V100 accelerator (see the resource docs)."),
+        );
+    } else if let Some(t) = accel {
+        if catalog::gce_machine_type(name, Some(t)).is_none() {
+            d.attr_error(
+                path,
+                "Machine type does not match the accelerator",
+                format!("{name} does not carry {t} on Compute Engine. Remove it or change the accelerator."),
+            );
         }
     }
 }
