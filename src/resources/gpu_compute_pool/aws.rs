@@ -9,7 +9,7 @@
 //! shows them as drift (`nodes.desired`).
 
 use super::bootstrap;
-use super::spec::{self, Observed, PoolSpec};
+use super::spec::{self, desired_of, region_of, Observed, PoolSpec};
 use crate::cloud::aws::{Ec2Api, Instance, LaunchTemplateSpec, RunRequest, POOL_TAG};
 use crate::context::Context;
 use crate::cty::Value;
@@ -68,20 +68,6 @@ pub fn client_token(
         h.update([0u8]);
     }
     format!("paved-{}", &hex::encode(h.finalize())[..48])
-}
-
-fn region_of(v: &Value) -> Result<String, ResourceError> {
-    v.get("region")
-        .as_str()
-        .map(String::from)
-        .ok_or_else(|| spec::unknown_at_apply("region"))
-}
-
-fn desired_of(v: &Value) -> Result<i64, ResourceError> {
-    v.get("nodes")
-        .get("desired")
-        .as_i64()
-        .ok_or_else(|| spec::unknown_at_apply("nodes.desired"))
 }
 
 fn tags_all(v: &Value) -> BTreeMap<String, String> {

@@ -16,7 +16,7 @@
 
 use super::bootstrap;
 use super::catalog;
-use super::spec::{self, PoolSpec};
+use super::spec::{self, desired_of, region_of, PoolSpec};
 use crate::cloud::gce::{
     self, GceApi, GceError, Group, GroupSpec, InstanceTemplate, ManagedInstance, Operation,
     TemplateSpec, POOL_LABEL,
@@ -97,20 +97,6 @@ fn project_of(v: &Value) -> Result<String, ResourceError> {
         .as_str()
         .map(String::from)
         .ok_or_else(|| spec::unknown_at_apply("gcp_project"))
-}
-
-fn region_of(v: &Value) -> Result<String, ResourceError> {
-    v.get("region")
-        .as_str()
-        .map(String::from)
-        .ok_or_else(|| spec::unknown_at_apply("region"))
-}
-
-fn desired_of(v: &Value) -> Result<i64, ResourceError> {
-    v.get("nodes")
-        .get("desired")
-        .as_i64()
-        .ok_or_else(|| spec::unknown_at_apply("nodes.desired"))
 }
 
 fn id_of(v: &Value) -> Result<String, ResourceError> {

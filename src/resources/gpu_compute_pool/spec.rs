@@ -226,6 +226,22 @@ pub fn apply_observed(v: &mut Value, o: &Observed, preference: &[String]) {
     }
 }
 
+/// The pool's region, known at apply.
+pub fn region_of(v: &Value) -> Result<String, ResourceError> {
+    v.get("region")
+        .as_str()
+        .map(String::from)
+        .ok_or_else(|| unknown_at_apply("region"))
+}
+
+/// `nodes.desired`, known at apply.
+pub fn desired_of(v: &Value) -> Result<i64, ResourceError> {
+    v.get("nodes")
+        .get("desired")
+        .as_i64()
+        .ok_or_else(|| unknown_at_apply("nodes.desired"))
+}
+
 /// Validation-free helper: the error for a value that should have been known at apply.
 pub fn unknown_at_apply(attr: &str) -> ResourceError {
     ResourceError::invalid(
