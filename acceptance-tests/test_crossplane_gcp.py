@@ -126,3 +126,47 @@ def test_gcp_killed_mid_create_never_duplicates(cluster, controller, gce, window
     cluster.run("delete", "gpucomputepool", mr, "--wait=false")
     wait_gone(cluster, "gpucomputepool", mr, timeout=120)
     assert groups(gce) == {} and templates(gce) == [] and instances(gce) == {}
+
+
+def test_gcp_service_account_key_from_a_secret(cluster, controller, gce, tmp_path):
+    """A ProviderConfig whose gcp credentials are a service-account key in a Secret: the
+    project requires sign-in, the pool is made with requests the server attributes to the key's
+    service account; a Secret holding something that is not a key is a condition saying so."""
+    from test_crossplane import condition
+    from test_gcp_pool import principals, rsa_key
+
+    sa = f"xp-{RUN}@paved-test.iam.gserviceaccount.com"
+    pem, modulus = rsa_key(tmp_path)
+    gce.control("auth", {"required_projects": [PROJECT], "service_accounts": {sa: {"n": modulus}}})
+    key = {"type": "service_account", "project_id": PROJECT, "private_key_id": "k1", "private_key": pem,
+           "client_email": sa, "client_id": "1", "token_uri": f"{ENDPOINT}/token"}
+    pc, bad_pc = f"{PC}-sa", f"{PC}-bad"
+    spec = lambda secret: {"gcp": {"project": PROJECT, "region": REGION, "endpoint": ENDPOINT,  # noqa: E731
+                                   "credentials": {"source": "Secret", "secretRef": {
+                                       "namespace": "default", "name": secret, "key": "key.json"}}},
+                           "kubernetes": {"source": "InjectedIdentity"}, "defaultTeam": "search", "defaultProject": "ranking"}
+    kubectl_apply(cluster, [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{pc}-key", "namespace": "default"},
+         "stringData": {"key.json": json.dumps(key)}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{bad_pc}-key", "namespace": "default"},
+         "stringData": {"key.json": '{"type": "service_account", "private_key": "SECRET"}'}},
+        {"apiVersion": "paved.dev/v1alpha1", "kind": "ProviderConfig", "metadata": {"name": pc}, "spec": spec(f"{pc}-key")},
+        {"apiVersion": "paved.dev/v1alpha1", "kind": "ProviderConfig", "metadata": {"name": bad_pc}, "spec": spec(f"{bad_pc}-key")},
+    ])
+    controller()
+    good, bad = gcp_pool_mr(f"cp-gcp-{RUN}-sa", f"cp-gcp-{RUN}-sa", desired=1), gcp_pool_mr(f"cp-gcp-{RUN}-bad", f"cp-gcp-{RUN}-bad", desired=1)
+    good["spec"]["providerConfigRef"]["name"], bad["spec"]["providerConfigRef"]["name"] = pc, bad_pc
+    kubectl_apply(cluster, [good, bad])
+    wait_ready(cluster, "gpucomputepool", good["metadata"]["name"], timeout=120)
+    assert len(instances(gce)) == 1 and set(principals(gce)) == {sa}
+    synced = wait_for("the bad key's condition", lambda: (lambda c: c if c.get("status") == "False" else None)(
+        condition(get_mr(cluster, "gpucomputepool", bad["metadata"]["name"]), "Synced")), timeout=60)
+    assert "without client_email" in synced["message"] and "SECRET" not in synced["message"], synced
+    for mr in (good, bad):
+        cluster.run("delete", "gpucomputepool", mr["metadata"]["name"], "--wait=false")
+    wait_gone(cluster, "gpucomputepool", good["metadata"]["name"], timeout=120)
+    assert groups(gce) == {} and templates(gce) == []
+    cluster.run("patch", "gpucomputepool", bad["metadata"]["name"], "--type=merge", "-p", '{"metadata":{"finalizers":[]}}', check=False)
+    for n in (pc, bad_pc):
+        cluster.run("delete", "providerconfig", n, "--wait=false", check=False)
+        cluster.run("delete", "secret", f"{n}-key", "-n", "default", "--wait=false", check=False)

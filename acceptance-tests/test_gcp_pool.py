@@ -65,10 +65,30 @@ def group_name(state):
     return state["instance_group"].rsplit("/", 1)[1]
 
 
+# Google credential sources the provider reads from its environment (tests choose them).
+GOOGLE_ENV = ("GOOGLE_OAUTH_ACCESS_TOKEN", "GOOGLE_CREDENTIALS", "GOOGLE_APPLICATION_CREDENTIALS", "GCE_METADATA_HOST")
+
+
 def pool(example, gce, **kw):
     tf = example("gpu_compute_pool_gcp")
     tf.vars = ["-var", f"gce_endpoint={ENDPOINT}"]
+    for k in GOOGLE_ENV:
+        tf.env.pop(k, None)
     return tf
+
+
+def rsa_key(d):
+    """A service account's key, made by the openssl CLI: (PKCS#8 PEM, modulus in hex)."""
+    key = d / "sa.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(key)],
+                   check=True, capture_output=True)
+    out = subprocess.run(["openssl", "rsa", "-noout", "-modulus", "-in", str(key)], check=True, capture_output=True, text=True)
+    return key.read_text(), out.stdout.strip().split("=", 1)[1]
+
+
+def principals(gce):
+    """Who sent each of the project's Compute requests (None: unauthenticated or refused)."""
+    return [e["principal"] for e in gce.control("log")["entries"] if f"/projects/{PROJECT}/" in e["path"]]
 
 
 def test_lifecycle(example, gce, validator, methods_by_id):
@@ -161,7 +181,12 @@ def test_lifecycle(example, gce, validator, methods_by_id):
     assert code == 2 and re.search(r"~ desired\s+= 1 -> 2\b", out), out
     gce.control("config", {"repair_delay_s": 0.5})
     tf.apply(*v)
-    # The group recreates a lost instance under the same name.
+    # The group recreates a lost instance under the same name. The apply either waited for
+    # it (its refresh still saw the instance missing) or had nothing to change (the group had
+    # already started the repair, which counts towards desired): both end with it running.
+    deadline = time.time() + 60
+    while instances(gce).get(victim, {}).get("status") != "RUNNING" and time.time() < deadline:
+        time.sleep(0.2)
     assert len(instances(gce)) == 2 and instances(gce)[victim]["status"] == "RUNNING"
     assert tf.plan_exitcode(*v)[0] == 0
     gce.control("igm/resize", {"project": PROJECT, "region": REGION, "name": gname, "size": 4})
@@ -192,6 +217,60 @@ def test_lifecycle(example, gce, validator, methods_by_id):
               and not e["path"].endswith(("/wait", "/listManagedInstances"))]
     assert writes and all(e["query"].get("requestId") for e in writes), [e["path"] for e in writes]
     assert validate_log(entries, validator, methods_by_id) == []
+
+
+def test_credentials_from_a_key_adc_and_the_metadata_server(example, gce):
+    """The project requires sign-in: no credentials fail before anything is made, with a
+    sentence that says what to set; a service-account key (provider argument), an authorized
+    user's ADC file (GOOGLE_APPLICATION_CREDENTIALS) and the metadata server (GCE_METADATA_HOST)
+    each work, and the server names the identity each request came from. The key never
+    reaches the state or the CLI's output."""
+    tf = pool(example, gce)
+    sa = "paved-ci@paved-test.iam.gserviceaccount.com"
+    pem, modulus = rsa_key(tf.dir)
+    gce.control("auth", {"required_projects": [PROJECT], "service_accounts": {sa: {"n": modulus}},
+                         "refresh_tokens": {"refresh-alice": "alice@example.com"},
+                         "metadata_principal": "node-sa@paved-test.iam.gserviceaccount.com"})
+    v = [*tf.vars, "-var", "desired=1"]
+
+    code, out = tf.run("apply", "-auto-approve", "-input=false", *v, check=False)
+    assert code != 0 and "Google Cloud refused the credentials" in out and "GOOGLE_APPLICATION_CREDENTIALS" in out, out
+    assert "paved_gpu_compute_pool.serving" in out or "with paved_gpu_compute_pool" in out, out
+    assert groups(gce) == {} and templates(gce) == [] and tf.state(ADDR) is None
+
+    key = {"type": "service_account", "project_id": PROJECT, "private_key_id": "k1", "private_key": pem,
+           "client_email": sa, "client_id": "1", "token_uri": f"{ENDPOINT}/token"}
+    base = [*tf.vars, "-var", "desired=1"]
+    v = [*base, "-var", "gce_credentials=" + json.dumps(key)]
+    gce.control("log/clear", {})
+    _, out = tf.apply(*v)
+    assert "PRIVATE KEY" not in out and len(instances(gce)) == 1, out
+    assert "PRIVATE KEY" not in (tf.dir / "terraform.tfstate").read_text()
+    assert set(principals(gce)) == {sa}
+    assert tf.plan_exitcode(*v)[0] == 0
+
+    # Application default credentials: an authorized user's file refreshes its token at the
+    # file's token_uri.
+    adc = tf.dir / "adc.json"
+    adc.write_text(json.dumps({"type": "authorized_user", "client_id": "paved.apps.googleusercontent.com",
+                               "client_secret": "s", "refresh_token": "refresh-alice", "token_uri": f"{ENDPOINT}/token"}))
+    tf.env["GOOGLE_APPLICATION_CREDENTIALS"] = str(adc)
+    gce.control("log/clear", {})
+    assert tf.plan_exitcode(*base)[0] == 0
+    assert set(principals(gce)) == {"alice@example.com"}
+
+    # The metadata server (a VM's or GKE workload identity's service account).
+    del tf.env["GOOGLE_APPLICATION_CREDENTIALS"]
+    tf.env["GCE_METADATA_HOST"] = ENDPOINT.split("://", 1)[1]
+    gce.control("log/clear", {})
+    tf.run("destroy", "-auto-approve", *base)
+    assert set(principals(gce)) == {"node-sa@paved-test.iam.gserviceaccount.com"}
+    assert groups(gce) == {} and templates(gce) == [] and instances(gce) == {}
+
+    # A key file that is not a key: a plan-time error on the argument, without the contents.
+    code, out = tf.run("plan", "-input=false", *base, "-var", 'gce_credentials={"type": "service_account", "private_key": "SECRET"}',
+                       check=False)
+    assert code != 0 and "Unusable GCP credentials" in out and "without client_email" in out and "SECRET" not in out, out
 
 
 def test_stockout_falls_back_to_another_zone(example, gce):

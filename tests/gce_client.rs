@@ -1,5 +1,6 @@
 //! The Compute Engine REST client ([`paved::cloud::gce::GceClient`]) against the local Compute
-//! API (acceptance-tests/gce.sh), unauthenticated on loopback.
+//! API (acceptance-tests/gce.sh): unauthenticated on loopback, and signed in with service-account
+//! keys and authorized users where a project requires it.
 //!
 //! Needs the server on PAVED_TEST_GCE_ENDPOINT, so the tests are `#[ignore]`d: run them with
 //! `cargo test -- --include-ignored` (acceptance-tests/run.sh does, after starting it). Run
@@ -688,4 +689,143 @@ async fn flexibility_policy_falls_back_across_machine_types() {
             .unwrap(),
     )
     .await;
+}
+
+/// An RSA key made by the openssl CLI: (PKCS#8 PEM, modulus in hex).
+fn rsa_key(dir: &std::path::Path, name: &str) -> (String, String) {
+    let path = dir.join(format!("{name}.pem"));
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&path)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl")
+        .success();
+    assert!(ok, "openssl genpkey");
+    let out = std::process::Command::new("openssl")
+        .args(["rsa", "-noout", "-modulus", "-in"])
+        .arg(&path)
+        .output()
+        .expect("openssl rsa");
+    let modulus = String::from_utf8(out.stdout).unwrap();
+    let modulus = modulus.trim().trim_start_matches("Modulus=").to_string();
+    (std::fs::read_to_string(&path).unwrap(), modulus)
+}
+
+fn with_credentials(project: &str, credentials: &str) -> GceClient {
+    let s = GcpSettings {
+        endpoint: Some(endpoint()),
+        credentials: Some(credentials.to_string()),
+        ..Default::default()
+    };
+    GceClient::new(&s, project, REGION)
+        .expect("valid credentials")
+        .with_retries(0)
+}
+
+/// Who the server says sent this project's requests, in order.
+fn principals(project: &str) -> Vec<Value> {
+    control("log", None)["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["path"]
+                .as_str()
+                .unwrap_or("")
+                .contains(&format!("/projects/{project}/"))
+        })
+        .map(|e| e["principal"].clone())
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs the local Compute API (PAVED_TEST_GCE_ENDPOINT)"]
+async fn service_account_keys_and_authorized_users_authenticate() {
+    let p = project("auth");
+    let dir = std::env::temp_dir().join(format!("paved-gce-auth-{p}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (pem, modulus) = rsa_key(&dir, "sa");
+    let (other_pem, _) = rsa_key(&dir, "other");
+    let email = format!("ci@{p}.iam.gserviceaccount.com");
+    control(
+        "auth",
+        Some(json!({
+            "required_projects": [p],
+            "service_accounts": {email.clone(): {"n": modulus}},
+            "refresh_tokens": {format!("refresh-{p}"): format!("alice@{p}.example")},
+        })),
+    );
+    let key = |pem: &str| {
+        json!({"type": "service_account", "project_id": p, "private_key_id": "k1", "private_key": pem,
+               "client_email": email, "token_uri": format!("{}/token", endpoint())})
+        .to_string()
+    };
+
+    // Required credentials: no header is a 401 that says so.
+    let e = client(&p).with_retries(0).list_zones().await.unwrap_err();
+    assert_eq!(
+        (e.status, e.kind),
+        (401, GceErrorKind::Unauthenticated),
+        "{e}"
+    );
+    assert!(
+        e.message
+            .contains("missing required authentication credential"),
+        "{e}"
+    );
+
+    // A service-account key signs its own JWT (no token exchange); the server checks the
+    // signature with the registered public key.
+    let sa = with_credentials(&p, &key(&pem));
+    assert_eq!(sa.list_zones().await.unwrap().len(), 4);
+    assert!(sa.get_group("absent").await.unwrap().is_none());
+    // The same email with another key does not pass.
+    let e = with_credentials(&p, &key(&other_pem))
+        .list_zones()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, GceErrorKind::Unauthenticated, "{e}");
+    assert!(e.message.contains("signature does not verify"), "{e}");
+
+    // An authorized user (gcloud's ADC file) refreshes a token at its token_uri.
+    let user = json!({"type": "authorized_user", "client_id": "paved-test.apps.googleusercontent.com",
+                      "client_secret": "s", "refresh_token": format!("refresh-{p}"),
+                      "token_uri": format!("{}/token", endpoint())});
+    let path = dir.join("adc.json");
+    std::fs::write(&path, user.to_string()).unwrap();
+    // Given as a path this time: the file is read.
+    let u = with_credentials(&p, path.to_str().unwrap());
+    assert_eq!(u.list_zones().await.unwrap().len(), 4);
+    assert_eq!(u.list_zones().await.unwrap().len(), 4);
+    let revoked = json!({"type": "authorized_user", "client_id": "c", "client_secret": "s",
+                         "refresh_token": "revoked", "token_uri": format!("{}/token", endpoint())});
+    let e = with_credentials(&p, &revoked.to_string())
+        .list_zones()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, GceErrorKind::Unauthenticated, "{e}");
+    assert!(e.message.contains("authorized_user credentials"), "{e}");
+
+    let who = principals(&p);
+    assert_eq!(
+        who,
+        [
+            Value::Null,
+            json!(email),
+            json!(email),
+            Value::Null,
+            json!(format!("alice@{p}.example")),
+            json!(format!("alice@{p}.example")),
+        ],
+        "the unauthenticated and the wrong-key call are refused, so the server names nobody"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

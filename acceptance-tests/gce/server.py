@@ -41,6 +41,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import catalog  # noqa: E402
+from auth import Auth, Unauthenticated  # noqa: E402
 import discovery  # noqa: E402
 
 # Links are stored with this prefix and rendered with the base URL the client used.
@@ -338,6 +339,7 @@ class World:
             self.faults: list[dict] = []
             self.log: list[dict] = []
             self.seq = 0
+            self.auth = Auth()  # who may call: open (default) or required, see auth.py
 
     # ---- operations --------------------------------------------------------------
     def new_op(self, project, scope, op_type, target, target_id, request_id, **hooks) -> Operation:
@@ -1623,6 +1625,13 @@ def control(world: World, method: str, path: str, body: dict, query: dict):
                 return 400, {"error": f"unknown config key {k!r}", "keys": sorted(DEFAULT_CONFIG)}
             world.config[k] = float(v)
         return 200, world.config
+    if p == "auth":
+        # {"mode": "open"|"required", "required_projects": [project, ...], "service_accounts": {email: {"n": hex modulus, "e": 65537}},
+        #  "refresh_tokens": {token: principal}, "metadata_principal": email, "token_lifetime_s": N}
+        world.auth.configure(body)
+        return 200, {"mode": world.auth.mode, "required_projects": sorted(world.auth.required_projects),
+                     "service_accounts": sorted(world.auth.service_accounts),
+                     "metadata_principal": world.auth.metadata_principal}
     if p == "capacity":
         # {"zone": "us-central1-a"|"*", "machineType": "a2-highgpu-1g"|"*", "provisioningModel": "STANDARD"|"SPOT"|"*",
         #  "available": N (VMs that may exist at once) | null to remove the rule,
@@ -1707,10 +1716,17 @@ def api_call(world: World, http_method: str, target: str, raw: bytes, headers, b
     u = urllib.parse.urlsplit(target)
     query = urllib.parse.parse_qs(u.query, keep_blank_values=True)
     prefix = "/compute/v1/"
-    status, out, mid = 404, None, None
+    status, out, mid, principal = 404, None, None, None
     try:
         if not u.path.startswith(prefix):
             raise ApiError(404, "notFound", f"The requested URL {u.path} was not found on this server.")
+        try:
+            with world.lock:
+                project = u.path[len(prefix):].split("/")[1] if u.path[len(prefix):].startswith("projects/") else None
+                principal = world.auth.principal(headers.get("Authorization"), project)
+        except Unauthenticated as e:
+            raise ApiError(401, "required" if not headers.get("Authorization") else "authError", str(e),
+                           extra={"status": "UNAUTHENTICATED"}) from None
         sub = urllib.parse.unquote(u.path[len(prefix):])
         method, params = None, None
         for m in world.methods:
@@ -1774,7 +1790,8 @@ def api_call(world: World, http_method: str, target: str, raw: bytes, headers, b
         world.log.append({"seq": world.seq, "time": time.time(), "method": mid, "http": http_method,
                           "path": u.path, "query": dict(query), "request": req_body, "status": status,
                           "response": json.loads(json.dumps(out).replace(BASE, base)) if out is not None else None,
-                          "auth": bool(headers.get("Authorization")), "userAgent": headers.get("User-Agent", "")})
+                          "auth": bool(headers.get("Authorization")), "principal": principal,
+                          "userAgent": headers.get("User-Agent", "")})
         del world.log[: -int(world.config["request_log_max"])]
     return status, out
 
@@ -1868,6 +1885,25 @@ def make_handler(world: World):
                         status, out = control(world, self.command, u.path, body, query)
                     except (KeyError, ValueError, TypeError) as e:
                         status, out = 400, {"error": f"bad control request: {e!r}"}
+                return self._send(status, out, base)
+            if u.path == "/token" and self.command == "POST":
+                # Google's token endpoint takes a form (RFC 6749) or, as google-cloud-auth sends it, JSON.
+                text = raw.decode("utf-8", "replace")
+                if "json" in (self.headers.get("Content-Type") or "") or text.lstrip().startswith("{"):
+                    try:
+                        form = {k: str(v) for k, v in json.loads(text).items()}
+                    except (ValueError, AttributeError):
+                        return self._send(400, {"error": "invalid_request", "error_description": "body is not JSON"}, base)
+                else:
+                    form = {k: v[-1] for k, v in urllib.parse.parse_qs(text).items()}
+                with world.lock:
+                    status, out = world.auth.token_endpoint(form)
+                return self._send(status, out, base)
+            if u.path.startswith("/computeMetadata/"):
+                with world.lock:
+                    status, out = world.auth.metadata(u.path, self.headers)
+                if isinstance(out, str):
+                    return self._send_raw(status, out.encode(), "application/text")
                 return self._send(status, out, base)
             if u.path == "/batch/compute/v1" and self.command == "POST":
                 try:

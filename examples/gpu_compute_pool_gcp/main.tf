@@ -14,6 +14,15 @@ variable "gce_endpoint" {
   default = "http://127.0.0.1:18090"
 }
 
+# A service-account key (the JSON, e.g. file("key.json")) or an OAuth access token. Null: the
+# environment and application default credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud's
+# ADC file, the metadata server); against the local Compute API, none at all.
+variable "gce_credentials" {
+  type      = string
+  default   = null
+  sensitive = true
+}
+
 variable "desired" {
   type    = number
   default = 2
@@ -34,7 +43,8 @@ provider "paved" {
   gcp {
     project  = "paved-test"
     region   = "us-central1"
-    endpoint = var.gce_endpoint
+    endpoint    = var.gce_endpoint
+    credentials = var.gce_credentials
   }
 }
 

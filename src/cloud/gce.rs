@@ -27,9 +27,10 @@ pub const POOL_LABEL: &str = "paved-pool-id";
 pub struct GcpSettings {
     pub project: Option<String>,
     pub region: Option<String>,
-    /// An OAuth 2 access token (sensitive). Service-account keys and application default
-    /// credentials are not read by this client yet; see [`GceClient::new`].
-    pub access_token: Option<String>,
+    /// Sensitive: a service-account key or other Google credentials JSON (or a path to one),
+    /// or an OAuth 2 access token. None: the environment and application default
+    /// credentials, see [`super::gcp_auth`].
+    pub credentials: Option<String>,
     /// API root, e.g. `http://127.0.0.1:18090` for the local Compute API.
     pub endpoint: Option<String>,
 }
@@ -93,6 +94,11 @@ impl GceError {
 /// Classifies an HTTP error reason (camelCase, e.g. `notFound`) or an operation error code
 /// (UPPER_SNAKE, e.g. `ZONE_RESOURCE_POOL_EXHAUSTED`).
 pub fn classify(status: u16, code: &str) -> GceErrorKind {
+    // A 401 is always about the credentials, whatever its reason (Google sends `required`
+    // for a missing one, which would otherwise read as a bad request).
+    if status == 401 {
+        return GceErrorKind::Unauthenticated;
+    }
     match code {
         "ZONE_RESOURCE_POOL_EXHAUSTED" | "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS" => {
             GceErrorKind::Stockout
@@ -128,6 +134,12 @@ pub fn classify(status: u16, code: &str) -> GceErrorKind {
 
 impl From<GceError> for crate::error::ResourceError {
     fn from(e: GceError) -> Self {
+        if e.kind == GceErrorKind::Unauthenticated {
+            return crate::error::ResourceError::failed(
+                "Google Cloud refused the credentials",
+                format!("Compute Engine {}: {}", e.operation, e.message),
+            );
+        }
         crate::error::ResourceError::Cloud {
             service: "Compute Engine",
             operation: e.operation,
@@ -427,20 +439,12 @@ type HttpClient = hyper_util::client::legacy::Client<
     http_body_util::Full<bytes::Bytes>,
 >;
 
-/// How requests are authenticated.
-#[derive(Clone)]
-enum Auth {
-    /// Loopback endpoint without credentials: no Authorization header.
-    None,
-    Bearer(String),
-}
-
 /// The real client: Compute's REST API for one project and region.
 pub struct GceClient {
     base: String,
     project: String,
     region: String,
-    auth: Auth,
+    auth: super::gcp_auth::Authenticator,
     http: HttpClient,
     request_timeout: Duration,
     retries: u32,
@@ -474,43 +478,27 @@ fn transport(operation: &'static str, e: impl std::fmt::Display) -> GceError {
 }
 
 impl GceError {
-    fn with_kind(mut self, kind: GceErrorKind) -> GceError {
+    pub(crate) fn with_kind(mut self, kind: GceErrorKind) -> GceError {
         self.kind = kind;
         self
     }
 }
 
 impl GceClient {
-    /// A client for `project`/`region`. With `endpoint` on loopback and no access token,
-    /// requests go unauthenticated (the local Compute API); elsewhere an access token is
-    /// needed (`settings.access_token`, else the `GOOGLE_OAUTH_ACCESS_TOKEN` environment
-    /// variable, as gcloud and the Google Terraform provider read it).
+    /// A client for `project`/`region`. Credentials are chosen as [`super::gcp_auth`]
+    /// describes (a loopback endpoint without any goes unauthenticated, as the local Compute
+    /// API expects); a malformed credentials document is an error here, before any request.
     pub fn new(settings: &GcpSettings, project: &str, region: &str) -> Result<GceClient, GceError> {
         let endpoint = settings
             .endpoint
             .clone()
             .filter(|e| !e.is_empty())
             .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
-        let token = settings
-            .access_token
-            .clone()
-            .or_else(|| std::env::var("GOOGLE_OAUTH_ACCESS_TOKEN").ok())
-            .filter(|t| !t.is_empty());
-        let auth = match token {
-            Some(t) => Auth::Bearer(t),
-            None if is_loopback(&endpoint) => Auth::None,
-            None => {
-                return Err(GceError::new(
-                    "Credentials",
-                    0,
-                    "noCredentials",
-                    &format!(
-                        "no credentials for {endpoint}: set the provider's gcp.credentials (an OAuth access token) or GOOGLE_OAUTH_ACCESS_TOKEN"
-                    ),
-                )
-                .with_kind(GceErrorKind::Unauthenticated))
-            }
-        };
+        let source = super::gcp_auth::resolve(settings.credentials.as_deref(), &endpoint, |k| {
+            std::env::var(k).ok()
+        })?;
+        tracing::debug!(project, region, credentials = %source.describe(), "Compute Engine client");
+        let auth = super::gcp_auth::Authenticator::new(source);
         let builder = hyper_rustls::HttpsConnectorBuilder::new();
         let https = match builder.with_native_roots() {
             Ok(b) => b.https_or_http().enable_http1().build(),
@@ -571,8 +559,11 @@ impl GceClient {
             .uri(url)
             .header("accept", "application/json")
             .header("user-agent", concat!("paved/", env!("CARGO_PKG_VERSION")));
-        if let Auth::Bearer(t) = &self.auth {
-            req = req.header("authorization", format!("Bearer {t}"));
+        for (k, v) in self.auth.headers().await.map_err(|mut e| {
+            e.operation = operation;
+            e
+        })? {
+            req = req.header(k, v);
         }
         let data = match body {
             Some(b) => {
@@ -621,7 +612,18 @@ impl GceClient {
             .as_str()
             .map(String::from)
             .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-        Err(GceError::new(operation, status, &reason, &message))
+        let e = GceError::new(operation, status, &reason, &message);
+        Err(if e.kind == GceErrorKind::Unauthenticated {
+            let sent = self.auth.source().describe();
+            let message = if status == 403 {
+                format!("{message} (paved signed in with {sent}; grant it roles/compute.instanceAdmin.v1 on project {}, or give gcp.credentials another identity)", self.project)
+            } else {
+                format!("{message} (paved sent {sent}; set gcp.credentials to a service-account key, e.g. file(\"key.json\"), or set GOOGLE_APPLICATION_CREDENTIALS, or run `gcloud auth application-default login`)")
+            };
+            GceError { message, ..e }
+        } else {
+            e
+        })
     }
 
     /// One call with bounded retries of transient failures (writes carry a requestId, so a
@@ -1448,17 +1450,17 @@ mod tests {
     }
 
     #[test]
-    fn no_credentials_only_for_loopback() {
+    fn credentials_are_checked_when_the_client_is_made() {
         let s = GcpSettings {
             endpoint: Some("https://compute.googleapis.com".into()),
+            credentials: Some(r#"{"type": "service_account"}"#.into()),
             ..Default::default()
         };
-        if std::env::var_os("GOOGLE_OAUTH_ACCESS_TOKEN").is_none() {
-            let e = GceClient::new(&s, "p", "us-central1")
-                .err()
-                .expect("needs credentials");
-            assert_eq!(e.kind, GceErrorKind::Unauthenticated);
-        }
+        let e = GceClient::new(&s, "p", "us-central1")
+            .err()
+            .expect("an incomplete key is refused");
+        assert_eq!(e.kind, GceErrorKind::Unauthenticated);
+        assert!(e.message.contains("without client_email"), "{e}");
         let s = GcpSettings {
             endpoint: Some("http://127.0.0.1:18090".into()),
             ..Default::default()

@@ -3,4 +3,5 @@
 
 pub mod aws;
 pub mod gce;
+pub mod gcp_auth;
 pub mod kube;

@@ -378,18 +378,18 @@ pub fn provider_config_crd() -> J {
                 }
             },
             "gcp": {
-                "description": "Google Cloud settings for GPU pools with cloud gcp. Without credentials, requests to a loopback endpoint go unauthenticated (the local Compute API).",
+                "description": "Google Cloud settings for GPU pools with cloud gcp.",
                 "type": "object",
                 "properties": {
                     "project": {"description": "Default project for GCP resources.", "type": "string"},
                     "region": {"description": "Default region for GCP resources, e.g. us-central1.", "type": "string"},
                     "endpoint": {"description": "Compute API root, e.g. http://127.0.0.1:18090; default https://compute.googleapis.com.", "type": "string"},
                     "credentials": {
-                        "description": "Secret: a key holding an OAuth 2 access token for Compute Engine. None: no Authorization header (loopback endpoints only).",
+                        "description": "Secret: a key holding a service-account key or other Google credentials JSON, or an OAuth 2 access token. InjectedIdentity or None: the controller's application default credentials (GOOGLE_APPLICATION_CREDENTIALS, else the metadata server: GKE workload identity, a VM's service account); with a loopback endpoint and neither GOOGLE_APPLICATION_CREDENTIALS nor GCE_METADATA_HOST set, requests go unauthenticated (the local Compute API).",
                         "type": "object",
                         "properties": {
-                            "source": {"type": "string", "enum": ["None", "Secret"], "default": "None"},
-                            "secretRef": secret_ref("The secret holding the access token.")
+                            "source": {"type": "string", "enum": ["None", "InjectedIdentity", "Secret"], "default": "None"},
+                            "secretRef": secret_ref("The secret holding the credentials JSON or access token.")
                         },
                         "x-kubernetes-validations": [{
                             "rule": "self.source != 'Secret' || has(self.secretRef)",

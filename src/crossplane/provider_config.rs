@@ -355,13 +355,16 @@ impl ProviderConfigs {
                 project: g["project"].as_str().map(String::from),
                 region: g["region"].as_str().map(String::from),
                 endpoint: g["endpoint"].as_str().map(String::from),
-                access_token: None,
+                credentials: None,
             };
             if g["credentials"]["source"].as_str() == Some("Secret") {
                 let r = next
                     .next()
                     .ok_or_else(|| invalid("gcp credentials secret missing".into()))?;
-                gcp.access_token = Some(secrets[r].1.trim().to_string());
+                let doc = secrets[r].1.trim();
+                crate::cloud::gcp_auth::parse_value(doc, "the gcp.credentials secret")
+                    .map_err(invalid)?;
+                gcp.credentials = Some(doc.to_string());
             }
             ctx = ctx.with_gce(Arc::new(RestGceFactory::new(gcp)));
         }

@@ -35,10 +35,10 @@ pub fn schema() -> Schema {
         .attr(Attribute::optional("token", Type::String, "Bearer token.").sensitive())
         .attr(Attribute::optional("cluster_ca_certificate", Type::String, "PEM CA bundle for the API server."))
         .attr(Attribute::optional("insecure", Type::Bool, "Skip TLS verification of the API server (tests only)."));
-    let gcp = Block::new("Google Cloud access for GPU pools with cloud = \"gcp\". Requests to Compute Engine carry an OAuth 2 access token (credentials, else GOOGLE_OAUTH_ACCESS_TOKEN); with a loopback endpoint and no token they go unauthenticated, as the local Compute API expects.")
+    let gcp = Block::new("Google Cloud access for GPU pools with cloud = \"gcp\". Credentials, in order: credentials; GOOGLE_OAUTH_ACCESS_TOKEN; GOOGLE_CREDENTIALS; application default credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud's application_default_credentials.json, the metadata server). With a loopback endpoint and none of the first three (and neither GOOGLE_APPLICATION_CREDENTIALS nor GCE_METADATA_HOST set), requests go unauthenticated, as the local Compute API expects.")
         .attr(Attribute::optional("project", Type::String, "Default project for GCP resources (else GOOGLE_CLOUD_PROJECT)."))
         .attr(Attribute::optional("region", Type::String, "Default region for GCP resources, e.g. us-central1 (else GOOGLE_REGION)."))
-        .attr(Attribute::optional("credentials", Type::String, "An OAuth 2 access token for Compute Engine (e.g. `gcloud auth print-access-token`).").sensitive())
+        .attr(Attribute::optional("credentials", Type::String, "A service-account key or other Google credentials JSON (file(\"key.json\"), or a path to the file), or an OAuth 2 access token (`gcloud auth print-access-token`). Unset: the environment and application default credentials.").sensitive())
         .attr(Attribute::optional("endpoint", Type::String, "API root, e.g. http://127.0.0.1:18090 for the local Compute API; paths /compute/v1/... go below it. Default https://compute.googleapis.com."));
     Schema::new(
         0,
@@ -91,6 +91,17 @@ pub fn validate(config: &Value) -> Diagnostics {
             );
         }
     }
+    if let Some(c) = config.get("gcp").get("credentials").as_str() {
+        if !c.trim().is_empty() {
+            if let Err(m) = crate::cloud::gcp_auth::parse_value(c, "gcp.credentials") {
+                d.attr_error(
+                    AttrPath::attr("gcp").then("credentials"),
+                    "Unusable GCP credentials",
+                    m,
+                );
+            }
+        }
+    }
     if let Some(h) = config.get("kubernetes").get("host").as_str() {
         if !(h.starts_with("https://") || h.starts_with("http://")) {
             d.attr_error(
@@ -131,15 +142,17 @@ pub fn parse_kube(config: &Value) -> KubeSettings {
     }
 }
 
-/// Reads the `gcp` block (absent: no GCP access).
-pub fn parse_gcp(config: &Value) -> Option<GcpSettings> {
+/// Reads the `gcp` block. Absent, GCP access still works from the environment
+/// (GOOGLE_CLOUD_PROJECT, GOOGLE_REGION, application default credentials), as the AWS side
+/// does without an `aws` block.
+pub fn parse_gcp(config: &Value) -> GcpSettings {
     let g = config.get("gcp");
-    (!g.is_null()).then(|| GcpSettings {
+    GcpSettings {
         project: opt_str(g.get("project")),
         region: opt_str(g.get("region")),
-        access_token: opt_str(g.get("credentials")),
+        credentials: opt_str(g.get("credentials")),
         endpoint: opt_str(g.get("endpoint")),
-    })
+    }
 }
 
 /// Reads a validated provider configuration.

@@ -94,10 +94,9 @@ impl Provider {
         let kube = Arc::new(crate::cloud::kube::KubeClient::new(config::parse_kube(
             config,
         )));
-        let mut ctx = Context::new(defaults, factory).with_kube(kube);
-        if let Some(g) = config::parse_gcp(config) {
-            ctx = ctx.with_gce(Arc::new(RestGceFactory::new(g)));
-        }
+        let ctx = Context::new(defaults, factory)
+            .with_kube(kube)
+            .with_gce(Arc::new(RestGceFactory::new(config::parse_gcp(config))));
         self.set_context(ctx);
         d
     }
