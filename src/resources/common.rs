@@ -5,6 +5,13 @@ use crate::cty::Value;
 use crate::diag::{AttrPath, Diagnostics};
 use std::time::Duration;
 
+/// The attribution keys every object paved creates carries, on every cloud and in Kubernetes:
+/// plain `team` and `project` are valid EC2 tag keys (activate them as AWS cost-allocation
+/// tags), Kubernetes label keys (`team` is OpenCost's default team label) and GCP label keys
+/// (lowercase letters only). The older `paved:team` / `paved.dev/team` forms are still written
+/// and read, so pools and objects made before keep being found.
+pub const ATTRIBUTION_KEYS: [&str; 2] = ["team", "project"];
+
 /// Fills `team` and `project` from the provider defaults when the configuration leaves them
 /// out; a resource without a team is an error because its cost could not be attributed.
 pub fn plan_attribution(

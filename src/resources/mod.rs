@@ -1,6 +1,7 @@
 //! Every resource the provider serves. Adding a resource = one folder plus one line in `all`.
 
 pub mod common;
+pub mod cost;
 pub mod feature_store;
 pub mod gpu_compute_pool;
 pub mod model_endpoint;

@@ -26,9 +26,12 @@ pub fn label_value(v: &str) -> Option<String> {
     ok.then(|| v.to_string())
 }
 
-/// Labels on every object paved creates: Kubernetes' recommended labels, cost attribution
-/// (`paved.dev/team`, `paved.dev/project`, `paved.dev/owner`) and `backstage.io/kubernetes-id`,
-/// which the Backstage Kubernetes plugin uses to show an entity's objects.
+/// Labels on every object paved creates: Kubernetes' recommended labels, cost attribution and
+/// `backstage.io/kubernetes-id`, which the Backstage Kubernetes plugin uses to show an entity's
+/// objects. Attribution uses the platform's one key family, `team` and `project`, the same keys
+/// EC2 tags and GCP labels carry (see [`crate::resources::common::ATTRIBUTION_KEYS`]); `team` is
+/// also OpenCost's default team label, so OpenCost attributes pods without configuration. The
+/// `paved.dev/` keys stay for selectors and network policies that already use them.
 pub fn labels(component: &str, name: &str, team: &str, project: Option<&str>) -> Map<String, Json> {
     let mut m = Map::new();
     m.insert("app.kubernetes.io/name".into(), json!(name));
@@ -38,13 +41,26 @@ pub fn labels(component: &str, name: &str, team: &str, project: Option<&str>) ->
     m.insert("app.kubernetes.io/managed-by".into(), json!("paved"));
     m.insert("backstage.io/kubernetes-id".into(), json!(name));
     if let Some(t) = label_value(team) {
+        m.insert("team".into(), json!(t));
         m.insert("paved.dev/team".into(), json!(t));
         m.insert("paved.dev/owner".into(), json!(t));
     }
     if let Some(p) = project.and_then(label_value) {
+        m.insert("project".into(), json!(p));
         m.insert("paved.dev/project".into(), json!(p));
     }
     m
+}
+
+/// Labels for a StatefulSet's `volumeClaimTemplates`: [`labels`] without the plain `team` and
+/// `project` keys. Kubernetes refuses any change to a StatefulSet's claim templates, so adding
+/// keys there would make every later apply of a database created before them fail; the claims
+/// keep `paved.dev/team` / `paved.dev/project` instead.
+pub fn claim_template_labels(mut labels: Map<String, Json>) -> Map<String, Json> {
+    for k in crate::resources::common::ATTRIBUTION_KEYS {
+        labels.remove(k);
+    }
+    labels
 }
 
 /// The configured arguments as JSON (computed attributes blanked), for [`SPEC_ANNOTATION`].
@@ -544,6 +560,14 @@ mod tests {
         assert_eq!(l["paved.dev/team"], "search");
         assert_eq!(l["paved.dev/owner"], "search");
         assert_eq!(l["paved.dev/project"], "rag");
+        // The platform's one attribution family, as on EC2 tags and GCP labels.
+        for k in crate::resources::common::ATTRIBUTION_KEYS {
+            assert!(l.contains_key(k), "{k}");
+        }
+        assert_eq!(
+            (&l["team"], &l["project"]),
+            (&json!("search"), &json!("rag"))
+        );
         assert_eq!(label_value("sha256:abc"), None);
         assert_eq!(label_value(&"a".repeat(64)), None);
     }

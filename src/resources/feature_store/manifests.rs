@@ -122,7 +122,7 @@ pub fn redis_statefulset(s: &FeatureStoreSpec, size: &str) -> Json {
                     }]
                 }
             },
-            "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": labels(s)},
+            "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": workload::claim_template_labels(labels(s))},
                                       "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}}]
         }
     })

@@ -10,12 +10,14 @@ use crate::cty::Value;
 use crate::diag::AttrPath;
 use crate::error::{ApplyError, ResourceError};
 use crate::resource::{Deletion, Observed};
-use crate::resources::workload;
+use crate::resources::{cost, workload};
 use serde_json::Value as Json;
 
 /// Attributes the provider computes; everything else is an argument.
-pub const COMPUTED: [&str; 5] = [
+pub const COMPUTED: [&str; 7] = [
     "id",
+    "hourly_cost_usd",
+    "monthly_cost_usd",
     "online_store_endpoint",
     "feature_server_url",
     "client_config_map",
@@ -251,6 +253,28 @@ fn set_identity(v: &mut Value, s: &FeatureStoreSpec) {
     v.set_attr("feast_project", Value::string(&s.feast_project));
 }
 
+/// Cost from the objects this spec renders: the feature server's replicas, the managed Redis
+/// with its volume, and the data volume when the registry or offline store are files. The
+/// materialization CronJob runs minutes per schedule and is left out.
+pub fn set_costs(ctx: &Context, v: &mut Value) {
+    let s = FeatureStoreSpec::from_value(v);
+    let p = cost::UnitPrices::new(&ctx.defaults.price_overrides);
+    let mut hourly = cost::object_hourly(&manifests::server_deployment(&s, "", ""), &p);
+    if let OnlineStore::Redis { storage_size } = &s.online {
+        hourly += cost::object_hourly(&manifests::redis_statefulset(&s, storage_size), &p);
+    }
+    if s.uses_files() {
+        hourly += cost::object_hourly(&manifests::data_claim(&s), &p);
+    }
+    // The monthly figure is the stored hourly one × 730, so the two always agree.
+    let hourly = cost::round(hourly);
+    v.set_attr("hourly_cost_usd", Value::float(hourly));
+    v.set_attr(
+        "monthly_cost_usd",
+        cost::monthly_value(cost::Range::fixed(hourly)),
+    );
+}
+
 fn placeholder(planned: &Value, target: &OnlineTarget) -> Value {
     let s = FeatureStoreSpec::from_value(planned);
     let mut v = planned.clone();
@@ -329,6 +353,7 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Observed>, R
     let status = workload::status_text(&problems, &progress);
     set_identity(&mut out, &s);
     out.set_attr("status", Value::string(status));
+    set_costs(ctx, &mut out);
     let readiness = match workload::readiness(
         &problems,
         &tracks,

@@ -54,6 +54,8 @@ pub fn schema() -> Schema {
             .attr(Attribute::optional_computed("registry", s(), "Registry location: file:///feast/data/… or s3://bucket/key (default file:///feast/data/registry.db).").default(Value::string("file:///feast/data/registry.db")))
             .attr(Attribute::computed("online_store_endpoint", s(), "host:port of the online store."))
             .attr(Attribute::computed("feature_server_url", s(), "In-cluster URL of the feature server."))
+            .attr(Attribute::computed("hourly_cost_usd", Type::Number, "Hourly USD cost of what the store asks the cluster for: its pods' CPU and memory requests and its volumes × the Kubernetes unit prices (OpenCost's defaults, or price_overrides k8s:cpu, k8s:memory_gib, k8s:storage_gib). Known at plan time."))
+            .attr(Attribute::computed("monthly_cost_usd", crate::resources::cost::monthly_type(), crate::resources::cost::MONTHLY_DESCRIPTION))
             .attr(Attribute::computed("client_config_map", s(), "ConfigMap holding feature_store.yaml for clients (secrets come from environment variables, see the docs)."))
             .attr(Attribute::optional_computed("deletion_protection", Type::Bool, "When true, destroy is refused (at plan time on CLIs that plan destroys, and at apply) so the registry and online store data are not lost by accident. Default false.").default(Value::Bool(false)))
             .attr(Attribute::computed("status", s(), "Ready, Progressing, or Degraded with the reason, read from the cluster."))

@@ -667,12 +667,6 @@ pub async fn import(ctx: &Context, id: &str, mut stub: Value) -> Result<Value, R
         .filter(|(k, _)| !INTERNAL_TAGS.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    // User tags = everything that is neither paved's own nor an unchanged provider default.
-    let tags: BTreeMap<String, String> = tags_all
-        .iter()
-        .filter(|(k, v)| !k.starts_with("paved:") && ctx.defaults.tags.get(*k) != Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
     let num = |k: &str| {
         lt.tags
             .get(k)
@@ -682,25 +676,7 @@ pub async fn import(ctx: &Context, id: &str, mut stub: Value) -> Result<Value, R
     stub.set_attr("id", Value::string(&pool_id));
     stub.set_attr("cloud", Value::string("aws"));
     stub.set_attr("region", Value::string(&region));
-    stub.set_attr(
-        "team",
-        lt.tags.get("paved:team").map_or(Value::Null, Value::string),
-    );
-    stub.set_attr(
-        "project",
-        lt.tags
-            .get("paved:project")
-            .map_or(Value::Null, Value::string),
-    );
-    stub.set_attr(
-        "tags",
-        if tags.is_empty() {
-            Value::Null
-        } else {
-            Value::string_map(tags)
-        },
-    );
-    stub.set_attr("tags_all", Value::string_map(tags_all));
+    super::attribution_from_tags(ctx, &mut stub, tags_all);
     stub.set_attr("launch_template_id", Value::string(&lt.id));
     stub.set_attr(
         "nodes",

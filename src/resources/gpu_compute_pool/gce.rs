@@ -913,37 +913,12 @@ async fn import_group(
         .and_then(|s| serde_json::from_str(s).ok())
         .unwrap_or_default();
     spec.write_into(&mut stub);
-    let tags: BTreeMap<String, String> = tags_all
-        .iter()
-        .filter(|(k, v)| !k.starts_with("paved:") && ctx.defaults.tags.get(*k) != Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
     let (min, max) = parse_description(&group.description).unzip();
     stub.set_attr("id", Value::string(pool_id));
     stub.set_attr("cloud", Value::string("gcp"));
     stub.set_attr("gcp_project", Value::string(project));
     stub.set_attr("region", Value::string(region));
-    stub.set_attr(
-        "team",
-        tags_all
-            .get("paved:team")
-            .map_or(Value::Null, Value::string),
-    );
-    stub.set_attr(
-        "project",
-        tags_all
-            .get("paved:project")
-            .map_or(Value::Null, Value::string),
-    );
-    stub.set_attr(
-        "tags",
-        if tags.is_empty() {
-            Value::Null
-        } else {
-            Value::string_map(tags)
-        },
-    );
-    stub.set_attr("tags_all", Value::string_map(tags_all));
+    super::attribution_from_tags(ctx, &mut stub, tags_all);
     stub.set_attr(
         "availability_zones",
         if group.zones.is_empty() {

@@ -48,10 +48,16 @@ impl Resource for GpuComputePool {
         schema::schema()
     }
     async fn read(&self, ctx: &Context, state: &Value) -> Result<Option<Observed>, ResourceError> {
-        if on_gcp(state) {
-            return gce::read(ctx, state).await;
+        let mut observed = if on_gcp(state) {
+            gce::read(ctx, state).await?
+        } else {
+            aws::read(ctx, state).await?
+        };
+        if let Some(o) = observed.as_mut() {
+            o.state
+                .set_attr("monthly_cost_usd", monthly_cost(ctx, &o.state));
         }
-        aws::read(ctx, state).await
+        Ok(observed)
     }
     async fn create(&self, ctx: &Context, planned: &Value) -> Result<Value, ApplyError> {
         if on_gcp(planned) {
@@ -164,16 +170,51 @@ fn planned_id(planned: &Value) -> Option<String> {
 fn tags_all(ctx: &Context, v: &Value) -> Option<BTreeMap<String, String>> {
     let mut t = ctx.defaults.tags.clone();
     t.extend(v.get("tags").as_string_map()?);
-    t.insert("paved:team".into(), v.get("team").as_str()?.to_string());
+    let team = v.get("team").as_str()?.to_string();
+    t.insert("team".into(), team.clone());
+    t.insert("paved:team".into(), team);
     match v.get("project") {
         Value::Null => {}
         p => {
+            t.insert("project".into(), p.as_str()?.to_string());
             t.insert("paved:project".into(), p.as_str()?.to_string());
         }
     }
     t.insert("paved:pool".into(), v.get("name").as_str()?.to_string());
     t.insert("paved:managed-by".into(), "paved".into());
     Some(t)
+}
+
+/// Import: `team`, `project`, the user's `tags` and `tags_all` from the tags paved wrote on the
+/// pool's objects. User tags are everything that is neither paved's own (`paved:*`, the
+/// attribution family) nor an unchanged provider default.
+fn attribution_from_tags(ctx: &Context, stub: &mut Value, tags_all: BTreeMap<String, String>) {
+    let tags: BTreeMap<String, String> = tags_all
+        .iter()
+        .filter(|(k, v)| {
+            !k.starts_with("paved:")
+                && !crate::resources::common::ATTRIBUTION_KEYS.contains(&k.as_str())
+                && ctx.defaults.tags.get(*k) != Some(*v)
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let read = |old: &str, new: &str| {
+        tags_all
+            .get(old)
+            .or_else(|| tags_all.get(new))
+            .map_or(Value::Null, Value::string)
+    };
+    stub.set_attr("team", read("paved:team", "team"));
+    stub.set_attr("project", read("paved:project", "project"));
+    stub.set_attr(
+        "tags",
+        if tags.is_empty() {
+            Value::Null
+        } else {
+            Value::string_map(tags)
+        },
+    );
+    stub.set_attr("tags_all", Value::string_map(tags_all));
 }
 
 impl ModifyPlan for GpuComputePool {
@@ -338,7 +379,57 @@ impl ModifyPlan for GpuComputePool {
             };
             planned.set_attr("gpus_total", gpus);
         }
+        let inputs_known = [
+            "cloud",
+            "instance_types",
+            "capacity_type",
+            "accelerator",
+            "nodes",
+        ]
+        .iter()
+        .all(|k| planned.get(k).is_wholly_known());
+        let monthly = if inputs_known {
+            monthly_cost(ctx, planned)
+        } else {
+            Value::Unknown
+        };
+        planned.set_attr("monthly_cost_usd", monthly);
     }
+}
+
+/// The monthly range from the node bounds: `nodes.min` of the cheapest candidate type to
+/// `nodes.max` of the dearest (the group may land on any of them), at the capacity type's price.
+/// Null when no candidate type has a price (set one in price_overrides).
+fn monthly_cost(ctx: &Context, v: &Value) -> Value {
+    let s = spec::PoolSpec::from_value(v);
+    let gcp = on_gcp(v);
+    let accel = s.accelerator.as_ref().map(|a| a.0.as_str());
+    let spot = s.spot();
+    let overrides = &ctx.defaults.price_overrides;
+    let prices: Vec<f64> = s
+        .instance_types
+        .iter()
+        .filter_map(|t| {
+            if gcp {
+                catalog::gce_hourly_price(t, accel, spot, overrides)
+            } else {
+                catalog::hourly_price(t, spot, overrides)
+            }
+        })
+        .collect();
+    let nodes = v.get("nodes");
+    let (Some(lo), Some(hi), Some(min), Some(max)) = (
+        prices.iter().copied().reduce(f64::min),
+        prices.iter().copied().reduce(f64::max),
+        nodes.get("min").as_i64(),
+        nodes.get("max").as_i64(),
+    ) else {
+        return Value::Null;
+    };
+    crate::resources::cost::monthly_value(crate::resources::cost::Range {
+        min: lo * min as f64,
+        max: hi * max as f64,
+    })
 }
 
 #[cfg(test)]
@@ -387,5 +478,66 @@ mod tests {
             plan(Some(&prior), &proposed).get("id").as_str(),
             Some("gp-0123456789ab")
         );
+    }
+
+    #[test]
+    fn every_pool_object_carries_the_attribution_family_and_the_old_keys() {
+        let mut v = schema::schema().block.null_object();
+        v.set_attr("name", Value::string("train"));
+        v.set_attr("team", Value::string("ml"));
+        v.set_attr("project", Value::string("rag"));
+        v.set_attr("tags", Value::string_map([("team", "someone-else")]));
+        let t = tags_all(&Context::unconfigured(), &v).unwrap();
+        assert_eq!(
+            t["team"], "ml",
+            "attribution wins over a user tag of the same key"
+        );
+        assert_eq!(
+            (t["project"].as_str(), t["paved:team"].as_str()),
+            ("rag", "ml")
+        );
+        assert_eq!(t["paved:project"], "rag");
+    }
+
+    #[test]
+    fn the_monthly_range_runs_from_min_nodes_of_the_cheapest_type_to_max_of_the_dearest() {
+        let mut c = schema::schema().block.null_object();
+        c.set_attr("name", Value::string("train"));
+        c.set_attr("region", Value::string("us-east-1"));
+        c.set_attr("team", Value::string("ml"));
+        c.set_attr("capacity_type", Value::string("on_demand"));
+        c.set_attr(
+            "instance_types",
+            Value::string_list(["g5.xlarge", "g5.2xlarge"]),
+        );
+        c.set_attr(
+            "nodes",
+            Value::object([
+                ("min", Value::int(1)),
+                ("max", Value::int(4)),
+                ("desired", Value::int(2)),
+            ]),
+        );
+        let p = plan(None, &c);
+        let m = p.get("monthly_cost_usd");
+        let price = |t: &str| catalog::hourly_price(t, false, &BTreeMap::new()).unwrap();
+        let (lo, hi) = (price("g5.xlarge"), price("g5.2xlarge"));
+        assert!(lo < hi);
+        assert_eq!(
+            m.get("min").as_f64(),
+            Some((lo * 730.0 * 100.0).round() / 100.0)
+        );
+        assert_eq!(
+            m.get("max").as_f64(),
+            Some((4.0 * hi * 730.0 * 100.0).round() / 100.0)
+        );
+        // Unknown bounds: unknown cost, never a guess.
+        let mut u = c.clone();
+        u.set_attr("nodes", Value::Unknown);
+        assert!(plan(None, &u).get("monthly_cost_usd").is_unknown());
+        // A type without a price: no figure rather than a wrong one.
+        let mut x = c.clone();
+        x.set_attr("instance_types", Value::string_list(["x9.mega"]));
+        assert!(plan(None, &x).get("monthly_cost_usd").is_null());
     }
 }

@@ -53,6 +53,7 @@ pub fn schema() -> Schema {
             .attr(Attribute::computed("instance_ids", strs(), "IDs (AWS) or names (GCP) of the pool's live instances, sorted."))
             .attr(Attribute::computed("gpus_total", Type::Number, "GPUs across all live nodes."))
             .attr(Attribute::computed("hourly_cost_usd", Type::Number, "Estimated hourly cost of the live nodes in USD (built-in price table or price_overrides)."))
+            .attr(Attribute::computed("monthly_cost_usd", crate::resources::cost::monthly_type(), "Monthly cost range in USD, known at plan time: nodes.min of the cheapest of instance_types to nodes.max of the dearest, at the capacity type's price (built-in table or price_overrides), 730 hours a month. Null when no candidate type has a price."))
             .block("accelerator", Nesting::Single, accelerator)
             .force_new_block()
             .block("nodes", Nesting::Single, nodes)

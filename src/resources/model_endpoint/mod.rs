@@ -235,12 +235,60 @@ impl ModifyPlan for ModelEndpoint {
                 planned.set_attr(k, Value::Unknown);
             }
         }
+        // Cost needs only the sizing: known at plan time whenever it is.
+        if planned.get("resources").is_wholly_known()
+            && planned.get("autoscaling").is_wholly_known()
+        {
+            ops::set_costs(ctx, planned);
+        } else {
+            planned.set_attr("monthly_cost_usd", Value::Unknown);
+            planned.set_attr("hourly_cost_usd", Value::Unknown);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cost_is_priced_per_replica_over_the_autoscaling_bounds() {
+        let mut v = endpoint("gp-1", "12.4");
+        v.set_attr(
+            "resources",
+            Value::object([
+                ("gpus", Value::int(1)),
+                ("cpu", Value::string("2")),
+                ("memory", Value::string("8Gi")),
+            ]),
+        );
+        v.set_attr(
+            "autoscaling",
+            Value::object([
+                ("min_replicas", Value::int(1)),
+                ("max_replicas", Value::int(3)),
+                ("target_cpu_utilization", Value::int(70)),
+            ]),
+        );
+        v.set_attr("ready_replicas", Value::int(2));
+        let mut overrides = std::collections::BTreeMap::new();
+        overrides.insert("k8s:gpu".to_string(), 1.5);
+        let mut ctx = Context::unconfigured();
+        ctx.defaults.price_overrides = overrides;
+        ops::set_costs(&ctx, &mut v);
+        let unit = 2.0 * 0.031611 + 8.0 * 0.004237 + 1.5;
+        let cents = |x: f64| (x * 100.0).round() / 100.0;
+        let m = v.get("monthly_cost_usd");
+        assert_eq!(m.get("min").as_f64(), Some(cents(unit * 730.0)));
+        assert_eq!(m.get("max").as_f64(), Some(cents(3.0 * unit * 730.0)));
+        assert_eq!(
+            v.get("hourly_cost_usd").as_f64(),
+            Some(((2.0 * unit) * 10_000.0).round() / 10_000.0)
+        );
+        v.set_attr("ready_replicas", Value::Unknown);
+        ops::set_costs(&ctx, &mut v);
+        assert!(v.get("hourly_cost_usd").is_unknown());
+    }
 
     fn endpoint(pool: &str, cuda: &str) -> Value {
         let mut v = schema::schema().block.null_object();

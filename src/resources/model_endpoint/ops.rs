@@ -9,12 +9,15 @@ use crate::cty::Value;
 use crate::diag::AttrPath;
 use crate::error::{ApplyError, ResourceError};
 use crate::resource::{Deletion, Observed, Readiness, Recovery};
+use crate::resources::cost;
 use crate::resources::workload::{self as rollout, Progress};
 use serde_json::Value as Json;
 
 /// Attributes the provider computes; everything else is an argument.
-pub const COMPUTED: [&str; 6] = [
+pub const COMPUTED: [&str; 8] = [
     "id",
+    "hourly_cost_usd",
+    "monthly_cost_usd",
     "url",
     "served_revision",
     "ready_replicas",
@@ -261,6 +264,10 @@ fn placeholder(planned: &Value) -> Value {
     v.set_attr("lineage", Value::string_map(s.lineage()));
     v.set_attr("served_revision", Value::string("unknown"));
     v.set_attr("ready_replicas", Value::int(0));
+    v.set_attr("hourly_cost_usd", Value::float(0.0));
+    if v.get("monthly_cost_usd").is_unknown() {
+        v.set_attr("monthly_cost_usd", Value::Null);
+    }
     v.set_attr("status", Value::string("Degraded"));
     v
 }
@@ -279,6 +286,27 @@ fn served(dep: &Json) -> String {
         Progress::Failed { .. } => s.push_str(" degraded"),
     }
     s
+}
+
+/// Cost from the Deployment this spec renders (per replica: CPU and memory requests, GPUs):
+/// `monthly_cost_usd` over the autoscaling bounds, `hourly_cost_usd` for the ready replicas
+/// (unknown while they are).
+pub fn set_costs(ctx: &Context, v: &mut Value) {
+    let s = EndpointSpec::from_value(v);
+    let p = cost::UnitPrices::new(&ctx.defaults.price_overrides);
+    let unit = cost::per_replica(&manifests::deployment(&s, Track::Stable, None), &p);
+    v.set_attr(
+        "monthly_cost_usd",
+        cost::monthly_value(cost::Range {
+            min: unit * s.min_replicas as f64,
+            max: unit * s.max_replicas as f64,
+        }),
+    );
+    let hourly = match v.get("ready_replicas").as_i64() {
+        Some(r) => Value::float(cost::round(unit * r as f64)),
+        None => Value::Unknown,
+    };
+    v.set_attr("hourly_cost_usd", hourly);
 }
 
 /// Reads the endpoint's objects back into a state value (`None` when the stable Deployment is
@@ -384,6 +412,7 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Observed>, R
     out.set_attr("served_revision", Value::string(revision));
     out.set_attr("ready_replicas", Value::int(ready));
     out.set_attr("status", Value::string(status));
+    set_costs(ctx, &mut out);
     let readiness = match observed {
         // `wait = false`: ready once Kubernetes accepted the objects; a failure still shows.
         Readiness::Progressing(_) if !s.wait => Readiness::Ready,

@@ -139,6 +139,8 @@ pub fn schema() -> Schema {
             .attr(Attribute::computed("url", s(), "In-cluster URL of the endpoint."))
             .attr(Attribute::computed("served_revision", s(), "What is actually serving, read from the cluster: stable model version and Deployment revision, plus the canary when present."))
             .attr(Attribute::computed("ready_replicas", Type::Number, "Ready replicas across stable and canary."))
+            .attr(Attribute::computed("hourly_cost_usd", Type::Number, "Hourly USD cost of the ready replicas: CPU and memory requests and GPUs per replica × the Kubernetes unit prices (OpenCost's defaults, or price_overrides k8s:cpu, k8s:memory_gib, k8s:gpu)."))
+            .attr(Attribute::computed("monthly_cost_usd", crate::resources::cost::monthly_type(), crate::resources::cost::MONTHLY_DESCRIPTION))
             .attr(Attribute::computed("status", s(), "Ready, Progressing or Degraded, from the Deployments' conditions."))
             .attr(Attribute::computed("lineage", Type::map(s()), "Model, runtime, pool and team recorded on every object."))
             .block("model", Nesting::Single, model)

@@ -266,7 +266,7 @@ pub fn statefulset(s: &VectorDbSpec, spec_annotation: &str) -> Json {
                     "volumes": volumes
                 }
             },
-            "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": labels(s)}, "spec": claim}]
+            "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": workload::claim_template_labels(labels(s))}, "spec": claim}]
         }
     })
 }

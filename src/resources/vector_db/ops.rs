@@ -8,12 +8,15 @@ use crate::context::Context;
 use crate::cty::Value;
 use crate::error::{ApplyError, ResourceError};
 use crate::resource::{Deletion, Observed};
+use crate::resources::cost;
 use crate::resources::workload::{self, Progress};
 use std::time::Duration;
 
 /// Attributes the provider computes; everything else is an argument.
-pub const COMPUTED: [&str; 6] = [
+pub const COMPUTED: [&str; 8] = [
     "id",
+    "hourly_cost_usd",
+    "monthly_cost_usd",
     "endpoint",
     "port",
     "api_key",
@@ -216,6 +219,22 @@ fn set_identity(v: &mut Value, s: &VectorDbSpec) {
 }
 
 /// A wholly-known state for objects whose read-back failed.
+/// Cost from the StatefulSet this spec renders: every replica's requests and volume. The
+/// replica count is fixed, so the monthly range is one figure and the hourly one is known at
+/// plan time. Bootstrap and backup Jobs run minutes a day and are left out.
+pub fn set_costs(ctx: &Context, v: &mut Value) {
+    let s = VectorDbSpec::from_value(v);
+    let p = cost::UnitPrices::new(&ctx.defaults.price_overrides);
+    let hourly = cost::object_hourly(&manifests::statefulset(&s, ""), &p);
+    // The monthly figure is the stored hourly one × 730, so the two always agree.
+    let hourly = cost::round(hourly);
+    v.set_attr("hourly_cost_usd", Value::float(hourly));
+    v.set_attr(
+        "monthly_cost_usd",
+        cost::monthly_value(cost::Range::fixed(hourly)),
+    );
+}
+
 fn placeholder(planned: &Value) -> Value {
     let s = VectorDbSpec::from_value(planned);
     let mut v = planned.clone();
@@ -312,6 +331,7 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Observed>, R
         out.set_attr("api_key", Value::string(""));
     }
     out.set_attr("status", Value::string(status));
+    set_costs(ctx, &mut out);
     // StatefulSets have no progress deadline, so only the bootstrap Job can fail (and a failed
     // workload wins over the problems list, which names the same Job).
     let readiness =

@@ -60,6 +60,8 @@ pub fn schema() -> Schema {
             .attr(Attribute::computed("endpoint", s(), "In-cluster host name of the client Service."))
             .attr(Attribute::computed("port", Type::Number, "Client port (qdrant HTTP 6333, PostgreSQL 5432)."))
             .attr(Attribute::computed("api_key", s(), "Generated API key (qdrant) or password (pgvector).").sensitive())
+            .attr(Attribute::computed("hourly_cost_usd", Type::Number, "Hourly USD cost of what the database asks the cluster for: its pods' CPU and memory requests and its volumes × the Kubernetes unit prices (OpenCost's defaults, or price_overrides k8s:cpu, k8s:memory_gib, k8s:storage_gib). Known at plan time."))
+            .attr(Attribute::computed("monthly_cost_usd", crate::resources::cost::monthly_type(), crate::resources::cost::MONTHLY_DESCRIPTION))
             .attr(Attribute::computed("connection_secret", s(), "Name of the Secret clients mount (keys: endpoint, port, api-key, and for pgvector username, database, uri)."))
             .attr(Attribute::optional_computed("deletion_protection", Type::Bool, "When true, destroy is refused (at plan time on CLIs that plan destroys, and at apply) so the collections' data are not lost by accident. Default false.").default(Value::Bool(false)))
             .attr(Attribute::computed("status", s(), "Ready, Progressing, or Degraded with the reason, read from the cluster."))
