@@ -154,6 +154,17 @@ pub fn object_hourly(obj: &Json, p: &UnitPrices) -> f64 {
     per_replica(obj, p) * replicas
 }
 
+/// In a plan: the cost attributes from `set` when every input in `inputs` is known, else
+/// unknown (never a guess from a partly known configuration).
+pub fn plan(planned: &mut Value, inputs: &[&str], set: impl FnOnce(&mut Value)) {
+    if inputs.iter().all(|k| planned.get(k).is_wholly_known()) {
+        set(planned);
+    } else {
+        planned.set_attr("hourly_cost_usd", Value::Unknown);
+        planned.set_attr("monthly_cost_usd", Value::Unknown);
+    }
+}
+
 /// Rounds a price to 1/10,000 USD, so values stay stable across float noise.
 pub fn round(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0

@@ -207,20 +207,16 @@ impl ModifyPlan for FeatureStore {
             .block
             .merge_write_only(&mut with_secrets, inputs.config);
         let endpoint = planned_endpoint(ctx, &with_secrets, diags);
-        if [
-            "online_store",
-            "feature_server",
-            "offline_store",
-            "registry",
-        ]
-        .iter()
-        .all(|k| planned.get(k).is_wholly_known())
-        {
-            ops::set_costs(ctx, planned);
-        } else {
-            planned.set_attr("hourly_cost_usd", Value::Unknown);
-            planned.set_attr("monthly_cost_usd", Value::Unknown);
-        }
+        crate::resources::cost::plan(
+            planned,
+            &[
+                "online_store",
+                "feature_server",
+                "offline_store",
+                "registry",
+            ],
+            |v| ops::set_costs(ctx, v),
+        );
         let Some(prior) = inputs.prior else {
             planned.set_attr("online_store_endpoint", endpoint);
             planned.set_attr("status", Value::Unknown);

@@ -186,15 +186,11 @@ impl ModifyPlan for VectorDb {
             planned.set_attr("port", Value::int(s.engine.port()));
             planned.set_attr("connection_secret", Value::string(s.secret_name()));
         }
-        if ["replicas", "resources", "storage", "engine"]
-            .iter()
-            .all(|k| planned.get(k).is_wholly_known())
-        {
-            ops::set_costs(ctx, planned);
-        } else {
-            planned.set_attr("hourly_cost_usd", Value::Unknown);
-            planned.set_attr("monthly_cost_usd", Value::Unknown);
-        }
+        crate::resources::cost::plan(
+            planned,
+            &["replicas", "resources", "storage", "engine"],
+            |v| ops::set_costs(ctx, v),
+        );
         let Some(prior) = inputs.prior else {
             planned.set_attr("api_key", Value::Unknown);
             planned.set_attr("status", Value::Unknown);
