@@ -3,9 +3,10 @@
 # builds OpenTofu from Go modules (tofu/build.sh, in the background while the rest goes on),
 # builds the local Kubernetes control plane from Go modules (cluster/build.sh, cached by version),
 # builds the Crossplane CLI tooling (xpcli/build.sh), starts LocalStack, PostgreSQL with pgvector
-# (postgres.sh) and the control plane, builds the provider once (dev profile), runs
-# `cargo test` (unit tests and the LocalStack-backed integration tests) and then the acceptance
-# tests, which drive the real CLIs against the provider binary that build produced, on a matrix:
+# (postgres.sh) and the control plane, builds the provider once (the static release binary
+# that ships, and the test binaries with the same profile and flags), runs `cargo test` (unit
+# tests and the LocalStack-backed integration tests) and then the acceptance tests, which drive
+# the real CLIs against that binary, on a matrix:
 # Terraform 1.0.3 (everything), the newest Terraform >= 1.6 on PATH and OpenTofu (every
 # CLI-driven test again). See README.md beside this file.
 set -euo pipefail
@@ -55,43 +56,45 @@ stop_tofu() {
   rm -f "$tofu_out" "$tofu_err"
 }
 
-# The static release binary (package/build-static.sh: musl, release profile) that
-# test_release.py packages with package/release.sh builds in the background too, at the lowest
-# priority, so it takes the CPU the other builds and then the tests leave. Its target directory
-# is cached outside the repository per toolchain; a later run from the same checkout folder
-# recompiles only paved (a checkout elsewhere changes the path-remapping flags, and with them
-# every crate: ~34 CPU-minutes, overlapped with the tests). When it
-# ends, PAVED_RELEASE_BIN_FILE holds the binary's path, or FAILED (the log is printed below).
+# The provider, one profile built once: package/static-cargo.sh (static musl, release profile,
+# the reproducible flags) builds the shipped binary and then the test binaries, in the
+# background from the start: it is the longest job (a cold build is ~35 CPU-minutes) and
+# `cargo test` waits for it. The acceptance tests drive that very binary, and test_release.py
+# packages it. Its target directory is cached outside the repository per toolchain (a checkout
+# in another folder changes the path-remapping flags, and with them every crate). When it
+# ends, $build_done holds the binary's path, or FAILED (the log is printed).
 rel_target="$cache/cargo-release/$(rustc --version | tr -c 'A-Za-z0-9.\n' '_')"
-rel_log="$(mktemp)"
-export PAVED_RELEASE_BIN_FILE="$rel_log.done"
-setsid -w env PAVED_RELEASE_TARGET_DIR="$rel_target" nice -n 19 bash -c '
+build_log="$(mktemp)"
+build_done="$build_log.done"
+setsid -w env PAVED_RELEASE_TARGET_DIR="$rel_target" PAVED_STATIC_NICE=0 bash -c '
   set -o pipefail
-  if bash "$1/package/build-static.sh" 2>"$2" | tail -n 1 >"$3.tmp"; then :; else echo FAILED >"$3.tmp"; fi
-  mv -f "$3.tmp" "$3"' _ "$repo" "$rel_log" "$PAVED_RELEASE_BIN_FILE" &
-rel_pid=$!
-stop_release() {
-  if kill -0 "$rel_pid" 2>/dev/null; then kill -- "-$rel_pid" 2>/dev/null || true; fi
-  if grep -qx FAILED "$PAVED_RELEASE_BIN_FILE" 2>/dev/null; then
-    echo "run.sh: the static release build failed:" >&2
-    tail -n 40 "$rel_log" >&2
+  t0=$SECONDS
+  if bin="$(bash "$1/package/build-static.sh" 2>>"$2" | tail -n 1)" &&
+    bash "$1/package/static-cargo.sh" test --locked --no-run >>"$2" 2>&1; then
+    echo "run.sh: provider and test binaries built in $((SECONDS - t0))s" >>"$2"
+    echo "$bin" >"$3.tmp"
+  else
+    echo FAILED >"$3.tmp"
   fi
+  mv -f "$3.tmp" "$3"' _ "$repo" "$build_log" "$build_done" &
+build_pid=$!
+stop_build() {
+  if kill -0 "$build_pid" 2>/dev/null; then kill -- "-$build_pid" 2>/dev/null || true; fi
 }
 
 # Fuzz smoke (fuzz/run.sh): every cargo-fuzz target for PAVED_FUZZ_SMOKE_RUNS executions, built
 # with nightly into a target directory cached outside the repository, in the background at the
-# lowest priority like the static build; its result is checked after pytest. A cold fuzz build
-# (no cache yet: ~15 CPU-minutes, one compiler process peaked at ~17 GB) starts once the
-# static build is done.
+# lowest priority; its result is checked after pytest. Its build starts once the provider's is
+# done, so two compilations of the AWS SDK never share the memory.
 fuzz_log="$(mktemp)"
 setsid -w env PAVED_FUZZ_RUNS="${PAVED_FUZZ_SMOKE_RUNS:-20000}" \
-  PAVED_FUZZ_COLD_WAIT_FILE="$PAVED_RELEASE_BIN_FILE" nice -n 19 \
+  PAVED_FUZZ_WAIT_FILE="$build_done" nice -n 19 \
   bash "$repo/fuzz/run.sh" >"$fuzz_log" 2>&1 &
 fuzz_pid=$!
 stop_fuzz() {
   if kill -0 "$fuzz_pid" 2>/dev/null; then kill -- "-$fuzz_pid" 2>/dev/null || true; fi
 }
-trap 'stop_tofu; stop_release; stop_fuzz' EXIT
+trap 'stop_tofu; stop_build; stop_fuzz' EXIT
 
 bash "$here/setup.sh"
 
@@ -109,7 +112,7 @@ if ! bash "$here/postgres.sh" status >/dev/null 2>&1; then pg_started=1; fi
 pg_url="$(bash "$here/postgres.sh" start | tail -n 1)"
 cleanup() {
   stop_tofu
-  stop_release
+  stop_build
   stop_fuzz
   if [ "$ls_started" = 1 ]; then bash "$here/localstack.sh" stop || true; fi
   if [ "$pg_started" = 1 ]; then bash "$here/postgres.sh" stop || true; fi
@@ -125,10 +128,23 @@ cd "$repo"
 export PAVED_TEST_AWS_ENDPOINT="http://127.0.0.1:4566"
 export PAVED_TEST_PG_URL="$pg_url"
 export PAVED_TEST_GCE_ENDPOINT="$gce_url"
-cargo build --locked --bins --tests
+build_t0=$SECONDS
+while [[ ! -e "$build_done" ]]; do
+  kill -0 "$build_pid" 2>/dev/null || break
+  sleep 2
+done
+bin="$(cat "$build_done" 2>/dev/null || echo FAILED)"
+if [[ "$bin" == FAILED ]]; then
+  echo "run.sh: the provider build (package/static-cargo.sh) failed:" >&2
+  grep -v '^ *Compiling\|^ *Downloaded\|^ *Downloading' "$build_log" | tail -n 60 >&2
+  exit 1
+fi
+echo "run.sh: waited $((SECONDS - build_t0))s for the provider build; $(tail -n 1 "$build_log" | sed 's/^run.sh: //')" >&2
+export PAVED_PROVIDER_BIN="$bin" PAVED_RELEASE_BIN="$bin"
 # Integration tests that need LocalStack or PostgreSQL are #[ignore]d for plain `cargo test`;
 # the services are up here, so they run.
-cargo test --locked -- --include-ignored
+PAVED_RELEASE_TARGET_DIR="$rel_target" PAVED_STATIC_NICE=0 \
+  bash package/static-cargo.sh test --locked -- --include-ignored
 
 tofu_rc=0
 wait "$tofu_pid" || tofu_rc=$?

@@ -6,8 +6,8 @@ hash from SHA256SUMS verified by init (and a wrong one refused); a plan of examp
 byte-identical; the controller image read as an OCI layout (the binary inside is the released
 one and runs); the Crossplane package checked by the real Crossplane CLI.
 
-The release binary is built once per session: by run.sh in the background (PAVED_RELEASE_BIN_FILE),
-else by release.sh itself; PAVED_RELEASE_BIN reuses a prebuilt one."""
+The release binary is built once per session: by run.sh, which runs every test on it and sets
+PAVED_RELEASE_BIN, else by release.sh itself."""
 import base64
 import gzip
 import hashlib

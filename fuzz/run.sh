@@ -13,8 +13,9 @@
 #
 # Env: PAVED_FUZZ_RUNS (executions per target, default 1000000), PAVED_FUZZ_MAX_LEN (longest
 # input, default 8192), PAVED_FUZZ_TOOLCHAIN (default nightly), PAVED_CACHE (~/.cache/paved),
-# PAVED_FUZZ_COLD_WAIT_FILE (a cold build waits until this file exists: one compiler process
-# of a cold build peaked at ~17 GB, too much beside another cold build of the same crates).
+# PAVED_FUZZ_WAIT_FILE (the build waits until this file exists: run.sh lets the provider's own
+# build finish first, so two compilations of the AWS SDK never share the machine's memory).
+# Dependencies are compiled without coverage instrumentation (rustc-wrapper.sh says why).
 # Reproduce a crash: "$PAVED_CACHE/fuzz-target/<version>/x86_64-unknown-linux-gnu/release/<target>" <input>
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -33,6 +34,11 @@ for t in "${targets[@]}"; do
   [[ -f "$here/fuzz_targets/$t.rs" ]] || { log "no target $t (have: ${all_targets[*]})"; exit 2; }
 done
 
+if [[ -n "${PAVED_FUZZ_WAIT_FILE:-}" ]]; then
+  log "waiting for $PAVED_FUZZ_WAIT_FILE"
+  while [[ ! -e "$PAVED_FUZZ_WAIT_FILE" ]]; do sleep 5; done
+fi
+
 fuzz_root="$cache/cargo-fuzz/$cargo_fuzz_version"
 if [[ ! -x "$fuzz_root/bin/cargo-fuzz" ]]; then
   log "installing cargo-fuzz $cargo_fuzz_version into $fuzz_root"
@@ -44,10 +50,6 @@ if ! cargo "+$toolchain" --version >/dev/null 2>&1; then
 fi
 nightly="$(rustc "+$toolchain" --version | tr -c 'A-Za-z0-9.\n' '_')"
 target_dir="$cache/fuzz-target/$nightly"
-if [[ ! -d "$target_dir" && -n "${PAVED_FUZZ_COLD_WAIT_FILE:-}" ]]; then
-  log "cold build: waiting for $PAVED_FUZZ_COLD_WAIT_FILE"
-  while [[ ! -e "$PAVED_FUZZ_COLD_WAIT_FILE" ]]; do sleep 10; done
-fi
 
 # The lock is committed; a change of paved's dependencies shows up as a change to it.
 lock_before="$(cksum <"$here/Cargo.lock" 2>/dev/null || true)"
@@ -55,7 +57,7 @@ t0=$SECONDS
 # --sanitizer none: the harnesses run safe Rust only, AddressSanitizer would double the build
 # and halve the speed; overflow checks and debug assertions stay on (-a), and fuzz/src/lib.rs
 # limits allocations instead of ASan's malloc hooks.
-if ! (cd "$repo" && PATH="$fuzz_root/bin:$PATH" nice -n 10 cargo "+$toolchain" fuzz build \
+if ! (cd "$repo" && PATH="$fuzz_root/bin:$PATH" RUSTC_WRAPPER="$here/rustc-wrapper.sh" nice -n 10 cargo "+$toolchain" fuzz build \
   --fuzz-dir "$here" --sanitizer none --debug-assertions --target-dir "$target_dir" >&2); then
   log "the fuzz build failed"
   exit 1
