@@ -306,6 +306,43 @@ def test_pool_lifecycle_drift_and_delete(cluster, controller, ec2):
     assert pool_templates(ec2, pool_id) == []
 
 
+def test_budget_exceeded_is_synced_false_and_creates_nothing(cluster, controller, ec2):
+    """A ProviderConfig budget below the pool's maximum: Synced=False, reason BudgetExceeded,
+    a Warning event, no EC2 object; raising the budget lets the same MR through."""
+    team, pc = f"budget-{RUN}", f"{PC}-budget"
+    spec = json.loads(cluster.run("get", "providerconfig", PC, "-o", "json").stdout)["spec"]
+    spec["budgets"] = [{"team": team, "monthlyUSD": 50}]
+    kubectl_apply(cluster, [{"apiVersion": "paved.dev/v1alpha1", "kind": "ProviderConfig",
+                             "metadata": {"name": pc}, "spec": spec}])
+    controller()
+    mr, name = f"cp-{RUN}-budget", f"cp-{RUN}-budget"
+    doc = pool_mr(mr, name, desired=1)
+    doc["spec"]["providerConfigRef"]["name"] = pc
+    doc["spec"]["forProvider"]["team"] = team
+    doc["spec"]["forProvider"]["nodes"] = {"min": 1, "max": 2, "desired": 1}
+    kubectl_apply(cluster, [doc])
+    try:
+        synced = wait_for("BudgetExceeded", lambda: (lambda c: c if c.get("reason") == "BudgetExceeded" else None)(
+            condition(get_mr(cluster, "gpucomputepool", mr), "Synced")), timeout=60)
+        assert synced["status"] == "False", synced
+        for want in (team, "50.00", "USD/month committed elsewhere", "can cost up to"):
+            assert want in synced["message"], (want, synced)
+        assert "BudgetExceeded" in events_for(cluster, mr)
+        annotations = get_mr(cluster, "gpucomputepool", mr)["metadata"].get("annotations", {})
+        assert "crossplane.io/external-create-pending" not in annotations, annotations
+        assert instances_by_pool_name(ec2, name) == [] and templates_by_pool_name(ec2, name) == []
+        # Raise the budget: the ProviderConfig is re-read and the pool is created.
+        cluster.run("patch", "providerconfig", pc, "--type=merge", "-p",
+                    json.dumps({"spec": {"budgets": [{"team": team, "monthlyUSD": 100000}]}}))
+        wait_ready(cluster, "gpucomputepool", mr, timeout=120)
+        assert len(instances_by_pool_name(ec2, name)) == 1
+    finally:
+        cluster.run("delete", "gpucomputepool", mr, "--wait=false", check=False)
+        wait_gone(cluster, "gpucomputepool", mr, timeout=120)
+        cluster.run("delete", "providerconfig", pc, "--wait=false", check=False)
+    assert instances_by_pool_name(ec2, name) == []
+
+
 def test_orphan_then_observe_only(cluster, controller):
     controller()
     mr, ep = f"cp-{RUN}-orphan", f"orphan-{RUN}"

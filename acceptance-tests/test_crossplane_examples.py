@@ -150,6 +150,9 @@ def test_backstage_claims_validate_and_match_the_catalog_entry(xp, crds, skeleto
     assert {r["kind"] for r in report["resources"] if r["status"] == "valid"} == {"MLInference", "FeaturePlatform"}
     catalog = yaml.safe_load((skeletons["skeleton"] / "catalog-info.yaml").read_text())
     kid = catalog["metadata"]["annotations"]["backstage.io/kubernetes-id"]
+    # Cost Insights (AWS plugin) finds the entity's cost by the attribution tags paved writes.
+    assert catalog["metadata"]["annotations"]["aws.amazon.com/cost-insights-tags"] == \
+        "team=${{ values.team }},project=${{ values.project }}"
     for d in skeletons.values():
         for f in (d / "crossplane").glob("*.yaml"):
             claim = xpcli.load_all(f)[0]

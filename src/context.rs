@@ -19,6 +19,8 @@ pub struct Defaults {
     pub tags: BTreeMap<String, String>,
     /// Hourly USD price overrides keyed by `instance_type` (on-demand) or `instance_type:spot`.
     pub price_overrides: BTreeMap<String, f64>,
+    /// Team budgets and GPU quotas ([`crate::budget`]).
+    pub limits: crate::budget::Limits,
 }
 
 /// Builds EC2 clients for a region. A trait so tests can wrap the real client (fault injection)

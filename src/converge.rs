@@ -23,6 +23,7 @@ const MAX_BLOCK: Duration = Duration::from_secs(30);
 /// failure returns the state of what exists.
 pub async fn create(r: &dyn Resource, ctx: &Context, planned: &Value) -> Result<Value, ApplyError> {
     let until = deadline(r.timeout(planned, Operation::Create));
+    crate::budget::admit(r, ctx, None, planned).await?;
     let started = r.create(ctx, planned).await?;
     settle(r, ctx, &started, until).await
 }
@@ -36,6 +37,7 @@ pub async fn update(
     planned: &Value,
 ) -> Result<Value, ApplyError> {
     let until = deadline(r.timeout(planned, Operation::Update));
+    crate::budget::admit(r, ctx, Some(prior), planned).await?;
     let started = r.update(ctx, prior, planned).await?;
     settle(r, ctx, &started, until).await
 }

@@ -120,6 +120,10 @@ pub enum ResourceError {
     /// the API ("no such object"); anything uncertain is `Unreadable` or `Cloud`.
     #[error("{0} not found")]
     NotFound(String),
+    /// A create or grow would break the team's budget or GPU quota; nothing was sent to the
+    /// cloud ([`crate::budget`]).
+    #[error("{0}")]
+    BudgetExceeded(crate::budget::Exceeded),
 }
 
 impl ResourceError {
@@ -170,6 +174,7 @@ impl ResourceError {
             ResourceError::Timeout { .. } => "Timeout",
             ResourceError::Cancelled => "Cancelled",
             ResourceError::NotFound(_) => "NotFound",
+            ResourceError::BudgetExceeded(_) => "BudgetExceeded",
         }
     }
 
@@ -258,6 +263,14 @@ impl ResourceError {
                 "Object not found",
                 format!("{what} does not exist. Check the ID (and, for AWS objects, the region).")
             ),
+            ResourceError::BudgetExceeded(e) => Diagnostic::error(
+                match e {
+                    crate::budget::Exceeded::Budget { .. } => "Team budget exceeded",
+                    crate::budget::Exceeded::Gpus { .. } => "Team GPU quota exceeded",
+                },
+                format!("{e}. Nothing was created or changed."),
+            )
+            .at(AttrPath::attr("team")),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! paved: one Rust binary that serves AI/ML golden-path resources to Terraform and OpenTofu
 //! (plugin protocol 6) and to Crossplane, over the same resource handlers.
 
+pub mod budget;
 pub mod cloud;
 pub mod context;
 pub mod converge;
@@ -24,3 +25,4 @@ pub mod provider;
 pub mod resource;
 pub mod resources;
 pub mod schema;
+pub mod team_costs;

@@ -12,6 +12,10 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("crossplane") {
         std::process::exit(paved::crossplane::cli::main(&args[2..]));
     }
+    // `costs …` prints the live cost report (team_costs::cli).
+    if args.get(1).map(String::as_str) == Some("costs") {
+        std::process::exit(paved::team_costs::cli::main(&args[2..]));
+    }
     let debug = std::env::args()
         .skip(1)
         .any(|a| a == "--debug" || a == "-debug");

@@ -187,6 +187,15 @@ pub trait Resource: Send + Sync + 'static {
         &[]
     }
 
+    /// What a state of this resource commits its team to, for team budgets and GPU quotas
+    /// ([`crate::budget`]): the most it can cost per month at its bounds, the GPUs it can
+    /// provision, and what it runs now. Both front ends check it before `create` and before an
+    /// `update` that raises it, so the figures must come from the state alone (no cloud call).
+    /// `None` (the default): budgets do not apply to the resource.
+    fn demand(&self, _v: &Value) -> Option<crate::budget::Demand> {
+        None
+    }
+
     fn validator(&self) -> Option<&dyn ValidateConfig> {
         None
     }

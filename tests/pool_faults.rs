@@ -74,6 +74,9 @@ impl Ec2Api for Faulty {
     async fn pool_instances(&self, pool_id: &str) -> Result<Vec<Instance>, Ec2Error> {
         self.real.pool_instances(pool_id).await
     }
+    async fn managed_instances(&self) -> Result<Vec<Instance>, Ec2Error> {
+        self.real.managed_instances().await
+    }
     async fn instances(&self, ids: &[String]) -> Result<Vec<Instance>, Ec2Error> {
         {
             let mut h = self.hide_describes.lock().unwrap();

@@ -117,6 +117,10 @@ pub struct Instance {
     pub availability_zone: Option<String>,
     /// Seconds since the epoch.
     pub launch_time: i64,
+    /// The instance's tags (DescribeInstances returns them with the instance).
+    pub tags: BTreeMap<String, String>,
+    /// EC2 says it is a Spot Instance (`InstanceLifecycle = spot`).
+    pub spot: bool,
 }
 
 impl Instance {
@@ -147,6 +151,10 @@ pub trait Ec2Api: Send + Sync {
     async fn run_instances(&self, req: &RunRequest) -> Result<Vec<Instance>, Ec2Error>;
     /// Instances tagged with `pool_id` that are not shutting down or terminated.
     async fn pool_instances(&self, pool_id: &str) -> Result<Vec<Instance>, Ec2Error>;
+    /// Every instance paved manages in this region (tagged with [`POOL_TAG`], any pool) that is
+    /// not shutting down or terminated, with its tags: one paginated DescribeInstances, so a
+    /// cost report costs the same number of calls for 1 pool or 1,000.
+    async fn managed_instances(&self) -> Result<Vec<Instance>, Ec2Error>;
     /// The given instances in any state; IDs EC2 does not know are left out.
     async fn instances(&self, ids: &[String]) -> Result<Vec<Instance>, Ec2Error>;
     async fn terminate_instances(&self, ids: &[String]) -> Result<(), Ec2Error>;
@@ -214,6 +222,41 @@ impl SdkEc2 {
     async fn ec2(&self) -> &aws_sdk_ec2::Client {
         &self.clients().await.0
     }
+
+    /// Instances matching `filter` that are not on their way out, every page.
+    async fn live_instances(&self, filter: Filter) -> Result<Vec<Instance>, Ec2Error> {
+        let mut out = vec![];
+        let mut token: Option<String> = None;
+        loop {
+            let resp = self
+                .ec2()
+                .await
+                .describe_instances()
+                .filters(filter.clone())
+                .filters(
+                    Filter::builder()
+                        .name("instance-state-name")
+                        .values("pending")
+                        .values("running")
+                        .values("stopping")
+                        .values("stopped")
+                        .build(),
+                )
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| sdk_err("DescribeInstances", e))?;
+            for r in resp.reservations() {
+                out.extend(r.instances().iter().map(instance_of));
+            }
+            match resp.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        out.retain(Instance::is_live);
+        Ok(out)
+    }
 }
 
 fn sdk_err<E, R>(operation: &'static str, e: aws_sdk_ec2::error::SdkError<E, R>) -> Ec2Error
@@ -279,6 +322,8 @@ fn instance_of(i: &aws_sdk_ec2::types::Instance) -> Instance {
             .and_then(|p| p.availability_zone())
             .map(String::from),
         launch_time: i.launch_time().map(|t| t.secs()).unwrap_or(0),
+        tags: tags_of(i.tags()),
+        spot: i.instance_lifecycle().map(|l| l.as_str()) == Some("spot"),
     }
 }
 
@@ -460,42 +505,18 @@ impl Ec2Api for SdkEc2 {
     }
 
     async fn pool_instances(&self, pool_id: &str) -> Result<Vec<Instance>, Ec2Error> {
-        let mut out = vec![];
-        let mut token: Option<String> = None;
-        loop {
-            let resp = self
-                .ec2()
-                .await
-                .describe_instances()
-                .filters(
-                    Filter::builder()
-                        .name(format!("tag:{POOL_TAG}"))
-                        .values(pool_id)
-                        .build(),
-                )
-                .filters(
-                    Filter::builder()
-                        .name("instance-state-name")
-                        .values("pending")
-                        .values("running")
-                        .values("stopping")
-                        .values("stopped")
-                        .build(),
-                )
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| sdk_err("DescribeInstances", e))?;
-            for r in resp.reservations() {
-                out.extend(r.instances().iter().map(instance_of));
-            }
-            match resp.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => break,
-            }
-        }
-        out.retain(Instance::is_live);
-        Ok(out)
+        self.live_instances(
+            Filter::builder()
+                .name(format!("tag:{POOL_TAG}"))
+                .values(pool_id)
+                .build(),
+        )
+        .await
+    }
+
+    async fn managed_instances(&self) -> Result<Vec<Instance>, Ec2Error> {
+        self.live_instances(Filter::builder().name("tag-key").values(POOL_TAG).build())
+            .await
     }
 
     async fn instances(&self, ids: &[String]) -> Result<Vec<Instance>, Ec2Error> {

@@ -182,7 +182,8 @@ impl From<KubeError> for crate::error::ResourceError {
     }
 }
 
-/// Kubernetes operations. `ns` is ignored for cluster-scoped kinds. Contracts: `apply` is
+/// Kubernetes operations. `ns` is ignored for cluster-scoped kinds; an empty `ns` in `list`
+/// lists every namespace (one call, for reports across teams). Contracts: `apply` is
 /// idempotent (server-side apply, forced, paved's field manager); `delete` of a missing object
 /// succeeds; `watch_next` returns the object at its next change after `resource_version`, or
 /// `None` when `timeout` passes or the watch must be restarted (the caller re-reads).
@@ -309,7 +310,7 @@ impl KubeClient {
     async fn api(&self, kind: Kind, ns: &str) -> Result<Api<DynamicObject>, KubeError> {
         let c = self.client().await?;
         let ar = kind.resource();
-        Ok(if kind == Kind::Namespace {
+        Ok(if kind == Kind::Namespace || ns.is_empty() {
             Api::all_with(c, &ar)
         } else {
             Api::namespaced_with(c, ns, &ar)

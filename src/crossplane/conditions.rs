@@ -64,6 +64,10 @@ pub fn reconcile_success() -> Condition {
 pub fn reconcile_error(message: &str) -> Condition {
     cond("Synced", false, "ReconcileError", message)
 }
+/// A create or grow refused by the team's budget or GPU quota (nothing was sent to the cloud).
+pub fn budget_exceeded(message: &str) -> Condition {
+    cond("Synced", false, "BudgetExceeded", message)
+}
 pub fn reconcile_paused() -> Condition {
     cond(
         "Synced",

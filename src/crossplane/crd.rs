@@ -412,7 +412,27 @@ pub fn provider_config_crd() -> J {
             },
             "defaultTeam": {"description": "Team charged for resources that do not set team.", "type": "string"},
             "defaultProject": {"description": "Project for resources that do not set project.", "type": "string"},
-            "defaultTags": {"description": "Tags applied to every cloud object; resource tags override them.", "type": "object", "additionalProperties": {"type": "string"}}
+            "defaultTags": {"description": "Tags applied to every cloud object; resource tags override them.", "type": "object", "additionalProperties": {"type": "string"}},
+            "budgets": {
+                "description": "Team budgets: a create, or a change that raises a resource's maximum monthly cost, gets Synced=False (reason BudgetExceeded) and creates nothing when the team's committed cost plus the resource's maximum would exceed the budget.",
+                "type": "array",
+                "items": {"type": "object", "required": ["team", "monthlyUSD"], "properties": {
+                    "team": {"type": "string", "minLength": 1},
+                    "monthlyUSD": {"type": "number", "minimum": 0}
+                }},
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["team"]
+            },
+            "gpuQuotas": {
+                "description": "Team GPU quotas: a create or grow of a GPU pool is refused (Synced=False, reason BudgetExceeded) when the team's pools would hold more GPUs.",
+                "type": "array",
+                "items": {"type": "object", "required": ["team", "maxGPUs"], "properties": {
+                    "team": {"type": "string", "minLength": 1},
+                    "maxGPUs": {"type": "integer", "minimum": 0}
+                }},
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["team"]
+            }
         }
     });
     let status = json!({

@@ -146,6 +146,28 @@ pub fn defaults(spec: &J) -> Defaults {
             })
             .unwrap_or_default(),
         price_overrides: BTreeMap::new(),
+        limits: limits(spec),
+    }
+}
+
+/// `spec.budgets: [{team, monthlyUSD}]` and `spec.gpuQuotas: [{team, maxGPUs}]`.
+pub fn limits(spec: &J) -> crate::budget::Limits {
+    let pairs = |list: &str, key: &str| -> Vec<(String, f64)> {
+        spec[list]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|b| Some((b["team"].as_str()?.to_string(), b[key].as_f64()?)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    crate::budget::Limits {
+        monthly_usd: pairs("budgets", "monthlyUSD").into_iter().collect(),
+        max_gpus: pairs("gpuQuotas", "maxGPUs")
+            .into_iter()
+            .map(|(t, n)| (t, n as i64))
+            .collect(),
     }
 }
 

@@ -89,6 +89,10 @@ pub fn cluster_rules(resources: &[Arc<dyn Resource>]) -> Vec<Rule> {
             rules.grant(&a.kind.group(), &a.kind.plural(), a.verbs);
         }
     }
+    // budget::committed (team budgets): the live cost report lists paved's Pods and volume
+    // claims in every namespace (team_costs::gather).
+    rules.grant("", "pods", &[Verb::List]);
+    rules.grant("", "persistentvolumeclaims", &[Verb::List]);
     // provider_config::ProviderConfigs::get reads one by name.
     rules.grant(GROUP, "providerconfigs", &[Verb::Get]);
     // ProviderConfig credentials and `…SecretRef` arguments are read; connection secrets are
@@ -206,12 +210,11 @@ mod tests {
             verbs(&rules, "apps", "deployments"),
             ["get", "watch", "create", "patch", "delete"]
         );
+        // Pods: only listed, by the budget check (never read, watched or written).
+        assert_eq!(verbs(&rules, "", "pods"), ["list"]);
         // Nothing wider: no wildcard, no kind nobody uses.
         for r in &rules {
-            assert!(
-                !r.resources.iter().any(|x| x == "*" || x == "pods"),
-                "{r:?}"
-            );
+            assert!(!r.resources.iter().any(|x| x == "*"), "{r:?}");
             assert!(!r.group.contains('*'), "{r:?}");
         }
         assert!(verbs(&rules, "coordination.k8s.io", "leases").is_empty());

@@ -847,6 +847,10 @@ impl<'a> Reconcile<'a> {
                 planned.set_attr("id", Value::string(id));
             }
         }
+        // Budgets first: a refused create leaves no trace but the condition and the event.
+        if let Err(e) = crate::budget::admit(r, ctx, None, &planned).await {
+            return Err(self.refused(e, "create").await);
+        }
         let mut marks = json!({ CREATE_PENDING: conditions::now_rfc3339() });
         if let Some(id) = &id {
             marks[EXTERNAL_NAME] = json!(id);
@@ -916,6 +920,27 @@ impl<'a> Reconcile<'a> {
         }
     }
 
+    /// A create or update stopped before the cloud: a budget refusal is `Synced=False` with
+    /// reason `BudgetExceeded` and a Warning event; any other failure (the committed cost could
+    /// not be read) is an ordinary create/update error.
+    async fn refused(&mut self, e: ResourceError, verb: &str) -> Error {
+        if let ResourceError::BudgetExceeded(x) = &e {
+            let message = format!("{x}. Nothing was {verb}d.");
+            tracing::warn!(%message, "refused by the team's budget");
+            self.event(EventType::Warning, "BudgetExceeded", message.clone())
+                .await;
+            self.synced = Some(conditions::budget_exceeded(&message));
+            if verb == "create" {
+                self.ready = Some(conditions::unavailable("not created: team budget exceeded"));
+            }
+        }
+        if verb == "create" {
+            Error::Create(e)
+        } else {
+            Error::Update(e)
+        }
+    }
+
     async fn update(&mut self, ctx: &Context, prior: &Value, d: Desired) -> Result<Action, Error> {
         let kind = &self.cx.kind;
         let r = kind.resource.as_ref();
@@ -930,6 +955,9 @@ impl<'a> Reconcile<'a> {
             )
             .await;
             return Err(e);
+        }
+        if let Err(e) = crate::budget::admit(r, ctx, Some(prior), &d.planned).await {
+            return Err(self.refused(e, "update").await);
         }
         tracing::info!(%changed, "updating drifted external resource");
         match r.update(ctx, prior, &d.planned).await {

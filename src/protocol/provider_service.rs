@@ -459,7 +459,7 @@ impl pb::provider_server::Provider for ProviderService {
                     if let (false, Some(m)) = (prior.is_null(), r.plan_modifier()) {
                         m.plan_destroy(&self.provider.context(), &prior, &mut d);
                     }
-                    return Ok((convert::encode(&Value::Null, t)?, vec![], d));
+                    return Ok((None, Value::Null, vec![], d));
                 }
                 let prior_opt = (!prior.is_null()).then_some(&prior);
                 let mut p = plan::plan(s, prior_opt, &proposed, &config);
@@ -479,8 +479,24 @@ impl pb::provider_server::Provider for ProviderService {
                     );
                 }
                 s.block.clear_write_only(&mut p.planned);
-                Ok((convert::encode(&p.planned, t)?, p.requires_replace, d))
+                Ok((Some((r.clone(), prior)), p.planned, p.requires_replace, d))
             })();
+            // The budget check reads the clouds, so it runs here, outside the offline plan
+            // modifier, bounded and downgraded to a warning when they do not answer.
+            let result = match result {
+                Ok((Some((r, prior)), planned, rr, mut d)) if !d.has_errors() => {
+                    let ctx = self.provider.context();
+                    let prior_opt = (!prior.is_null()).then_some(&prior);
+                    crate::budget::plan_check(r.as_ref(), &ctx, prior_opt, &planned, &mut d).await;
+                    Ok((planned, rr, d))
+                }
+                Ok((_, planned, rr, d)) => Ok((planned, rr, d)),
+                Err(d) => Err(d),
+            }
+            .and_then(|(planned, rr, d)| {
+                let t = self.resource(&req.type_name)?.2;
+                Ok((convert::encode(&planned, t)?, rr, d))
+            });
             match result {
                 Ok((planned, rr, d)) => {
                     log_diags(&d);

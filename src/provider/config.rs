@@ -40,6 +40,12 @@ pub fn schema() -> Schema {
         .attr(Attribute::optional("region", Type::String, "Default region for GCP resources, e.g. us-central1 (else GOOGLE_REGION)."))
         .attr(Attribute::optional("credentials", Type::String, "A service-account key or other Google credentials JSON (file(\"key.json\"), or a path to the file), or an OAuth 2 access token (`gcloud auth print-access-token`). Unset: the environment and application default credentials.").sensitive())
         .attr(Attribute::optional("endpoint", Type::String, "API root, e.g. http://127.0.0.1:18090 for the local Compute API; paths /compute/v1/... go below it. Default https://compute.googleapis.com."));
+    let budgets = Block::new("A team's monthly budget: a create, or a change that raises a resource's maximum monthly cost, is refused before anything reaches a cloud when the team's committed cost (what runs now) plus the resource's maximum (monthly_cost_usd.max) would exceed it.")
+        .attr(Attribute::required("team", Type::String, "The team."))
+        .attr(Attribute::required("monthly_usd", Type::Number, "The budget in USD per month."));
+    let gpu_quota = Block::new("A team's GPU quota: a create or grow of a GPU pool is refused before anything reaches a cloud when the GPUs the team's pools hold now plus the pool's maximum (nodes.max × GPUs per node) would exceed it.")
+        .attr(Attribute::required("team", Type::String, "The team."))
+        .attr(Attribute::required("max_gpus", Type::Number, "The most GPUs the team's pools may hold."));
     Schema::new(
         0,
         Block::new("paved: self-service golden paths for AI/ML teams.")
@@ -47,6 +53,8 @@ pub fn schema() -> Schema {
             .attr(Attribute::optional("default_project", Type::String, "Project for resources that do not set `project`."))
             .attr(Attribute::optional("default_tags", Type::map(Type::String), "Tags applied to every cloud object the provider creates; resource `tags` override them."))
             .attr(Attribute::optional("price_overrides", Type::map(Type::Number), "Hourly USD prices that replace the built-in table, keyed by instance type (on-demand) or `TYPE:spot`."))
+            .block("budgets", Nesting::List, budgets)
+            .block("gpu_quota", Nesting::List, gpu_quota)
             .block("aws", Nesting::Single, aws)
             .block("gcp", Nesting::Single, gcp)
             .block("kubernetes", Nesting::Single, kubernetes),
@@ -111,6 +119,51 @@ pub fn validate(config: &Value) -> Diagnostics {
             );
         }
     }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, b) in config.get("budgets").elements().iter().enumerate() {
+        let path = || AttrPath::attr("budgets").index(i);
+        if b.get("monthly_usd")
+            .as_f64()
+            .is_some_and(|m| !(m >= 0.0 && m.is_finite()))
+        {
+            d.attr_error(
+                path().then("monthly_usd"),
+                "Invalid budget",
+                "monthly_usd is an amount in USD per month: 0 or more.",
+            );
+        }
+        if let Some(t) = b.get("team").as_str() {
+            if !seen.insert(t.to_string()) {
+                d.attr_error(
+                    path().then("team"),
+                    "Duplicate budget",
+                    format!("Team {t:?} has more than one budgets block; keep one."),
+                );
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, q) in config.get("gpu_quota").elements().iter().enumerate() {
+        let path = || AttrPath::attr("gpu_quota").index(i);
+        if let Some(n) = q.get("max_gpus").as_f64() {
+            if n < 0.0 || n.fract() != 0.0 {
+                d.attr_error(
+                    path().then("max_gpus"),
+                    "Invalid GPU quota",
+                    "max_gpus is a whole number of GPUs: 0 or more.",
+                );
+            }
+        }
+        if let Some(t) = q.get("team").as_str() {
+            if !seen.insert(t.to_string()) {
+                d.attr_error(
+                    path().then("team"),
+                    "Duplicate GPU quota",
+                    format!("Team {t:?} has more than one gpu_quota block; keep one."),
+                );
+            }
+        }
+    }
     if let Some(m) = config.get("price_overrides").entries() {
         for (k, v) in m {
             if v.as_f64().is_some_and(|p| p < 0.0) {
@@ -155,6 +208,25 @@ pub fn parse_gcp(config: &Value) -> GcpSettings {
     }
 }
 
+/// Reads the `budgets` and `gpu_quota` blocks.
+pub fn parse_limits(config: &Value) -> crate::budget::Limits {
+    let pairs = |block: &str, key: &str| -> Vec<(String, f64)> {
+        config
+            .get(block)
+            .elements()
+            .iter()
+            .filter_map(|b| Some((b.get("team").as_str()?.to_string(), b.get(key).as_f64()?)))
+            .collect()
+    };
+    crate::budget::Limits {
+        monthly_usd: pairs("budgets", "monthly_usd").into_iter().collect(),
+        max_gpus: pairs("gpu_quota", "max_gpus")
+            .into_iter()
+            .map(|(t, n)| (t, n as i64))
+            .collect(),
+    }
+}
+
 /// Reads a validated provider configuration.
 pub fn parse(config: &Value) -> (Defaults, Option<AwsSettings>) {
     let defaults = Defaults {
@@ -173,6 +245,7 @@ pub fn parse(config: &Value) -> (Defaults, Option<AwsSettings>) {
                     .collect()
             })
             .unwrap_or_default(),
+        limits: parse_limits(config),
     };
     let aws = config.get("aws");
     let settings = (!aws.is_null()).then(|| AwsSettings {

@@ -108,7 +108,29 @@ pub fn pod_hourly(pod_spec: &Json, p: &UnitPrices) -> f64 {
     containers.max(init)
 }
 
-fn claim_hourly(claim: &Json, p: &UnitPrices) -> f64 {
+/// GPUs one pod of a pod spec asks for (`nvidia.com/gpu`, requests else limits; the largest
+/// init container's count when that is more).
+pub fn pod_gpus(pod_spec: &Json) -> i64 {
+    let one = |c: &Json| {
+        let r = &c["resources"];
+        quantity(&r["requests"]["nvidia.com/gpu"])
+            .or_else(|| quantity(&r["limits"]["nvidia.com/gpu"]))
+            .and_then(|q| q.parse::<i64>().ok())
+            .unwrap_or(0)
+            .max(0)
+    };
+    let sum = |k: &str| {
+        pod_spec[k]
+            .as_array()
+            .map(|cs| cs.iter().map(one).collect::<Vec<_>>())
+    };
+    let containers: i64 = sum("containers").map_or(0, |v| v.into_iter().sum());
+    let init: i64 = sum("initContainers").map_or(0, |v| v.into_iter().max().unwrap_or(0));
+    containers.max(init)
+}
+
+/// A PersistentVolumeClaim's (or claim template's) storage, USD per hour.
+pub fn claim_hourly(claim: &Json, p: &UnitPrices) -> f64 {
     quantity(&claim["spec"]["resources"]["requests"]["storage"])
         .and_then(|q| gib(&q))
         .unwrap_or(0.0)
@@ -229,6 +251,11 @@ mod tests {
         assert_eq!(object_hourly(&json!({"kind": "Service"}), &p), 0.0);
         let o: BTreeMap<String, f64> = [("k8s:gpu".to_string(), 2.0)].into_iter().collect();
         assert_eq!(UnitPrices::new(&o).gpu, 2.0);
+        assert_eq!(pod_gpus(&sts["spec"]["template"]["spec"]), 1);
+        let init = json!({"initContainers": [{"resources": {"requests": {"nvidia.com/gpu": "2"}}}],
+            "containers": [{"resources": {"requests": {"nvidia.com/gpu": 1}}}]});
+        assert_eq!(pod_gpus(&init), 2);
+        assert_eq!(pod_gpus(&json!({})), 0);
     }
 
     #[test]

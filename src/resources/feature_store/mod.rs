@@ -71,6 +71,10 @@ impl Resource for FeatureStore {
     fn schema(&self) -> Schema {
         schema::schema()
     }
+    /// Costs up to `monthly_cost_usd.max` (feature server, Redis, volumes); holds no GPUs.
+    fn demand(&self, v: &Value) -> Option<crate::budget::Demand> {
+        crate::budget::Demand::from_state(v, 0, 0)
+    }
     async fn read(&self, ctx: &Context, state: &Value) -> Result<Option<Observed>, ResourceError> {
         let mut v = ops::observe(ctx, state).await?;
         if let Some(v) = v.as_mut() {

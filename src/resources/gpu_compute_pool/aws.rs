@@ -26,9 +26,19 @@ const NODES_MAX_TAG: &str = "paved:nodes-max";
 /// without it adopts the half-made pool of an interrupted create; one that finds it refuses,
 /// since the pool is whole and belongs to some configuration (import it instead).
 const CREATED_TAG: &str = "paved:created";
+/// On each instance: `on_demand` or `spot`, so a cost report prices an instance as its pool
+/// does without reading the pool's state (instances launched before the tag existed are
+/// priced from EC2's `InstanceLifecycle`).
+pub const CAPACITY_TAG: &str = "paved:capacity-type";
 
 /// Tags only the provider uses for bookkeeping; not part of `tags_all`.
-const INTERNAL_TAGS: [&str; 4] = [POOL_TAG, NODES_MIN_TAG, NODES_MAX_TAG, CREATED_TAG];
+const INTERNAL_TAGS: [&str; 5] = [
+    POOL_TAG,
+    NODES_MIN_TAG,
+    NODES_MAX_TAG,
+    CREATED_TAG,
+    CAPACITY_TAG,
+];
 
 /// The pool ID for a pool named `name` in `region`: `gp-` + 12 hex digits of
 /// sha256(region, name). Known at plan time, so a create repeated after a crash (the provider
@@ -92,6 +102,9 @@ fn lt_tags(v: &Value, pool_id: &str) -> BTreeMap<String, String> {
 fn instance_tags(v: &Value, pool_id: &str) -> BTreeMap<String, String> {
     let mut t = tags_all(v);
     t.insert(POOL_TAG.into(), pool_id.into());
+    if let Some(c) = v.get("capacity_type").as_str() {
+        t.insert(CAPACITY_TAG.into(), c.into());
+    }
     t
 }
 

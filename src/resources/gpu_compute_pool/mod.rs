@@ -3,6 +3,7 @@
 //! catalog, node bootstrap and the two realisations: EC2 (`aws`) and Compute Engine (`gce`).
 
 mod aws;
+pub use aws::CAPACITY_TAG;
 mod bootstrap;
 pub mod catalog;
 mod gce;
@@ -58,6 +59,32 @@ impl Resource for GpuComputePool {
                 .set_attr("monthly_cost_usd", monthly_cost(ctx, &o.state));
         }
         Ok(observed)
+    }
+    /// A pool holds `nodes.max` × the most GPUs any of its candidate types has, and costs up
+    /// to `monthly_cost_usd.max`; it holds `gpus_total` now.
+    fn demand(&self, v: &Value) -> Option<crate::budget::Demand> {
+        let s = spec::PoolSpec::from_value(v);
+        let per_node = match &s.accelerator {
+            Some((_, n)) => *n,
+            None => s
+                .instance_types
+                .iter()
+                .filter_map(|t| {
+                    if on_gcp(v) {
+                        catalog::gce_machine_type(t, None).map(|m| m.gpus)
+                    } else {
+                        catalog::instance_type(t).map(|i| i.gpus)
+                    }
+                })
+                .max()
+                .unwrap_or(0),
+        };
+        let max_nodes = v.get("nodes").get("max").as_i64().unwrap_or(0);
+        crate::budget::Demand::from_state(
+            v,
+            per_node * max_nodes,
+            v.get("gpus_total").as_i64().unwrap_or(0),
+        )
     }
     async fn create(&self, ctx: &Context, planned: &Value) -> Result<Value, ApplyError> {
         if on_gcp(planned) {

@@ -69,6 +69,11 @@ impl Resource for ModelEndpoint {
     fn schema(&self) -> Schema {
         schema::schema()
     }
+    /// Costs up to `monthly_cost_usd.max` (max_replicas); the GPUs it requests are held by
+    /// the pool it runs on, so it provisions none of its own.
+    fn demand(&self, v: &Value) -> Option<crate::budget::Demand> {
+        crate::budget::Demand::from_state(v, 0, 0)
+    }
     async fn read(&self, ctx: &Context, state: &Value) -> Result<Option<Observed>, ResourceError> {
         ops::observe(ctx, state).await
     }

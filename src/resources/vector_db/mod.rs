@@ -76,6 +76,10 @@ impl Resource for VectorDb {
     fn schema(&self) -> Schema {
         schema::schema()
     }
+    /// Costs up to `monthly_cost_usd.max` (its replicas and volumes); holds no GPUs.
+    fn demand(&self, v: &Value) -> Option<crate::budget::Demand> {
+        crate::budget::Demand::from_state(v, 0, 0)
+    }
     async fn read(&self, ctx: &Context, state: &Value) -> Result<Option<Observed>, ResourceError> {
         let mut v = ops::observe(ctx, state).await?;
         if let Some(v) = v.as_mut() {
