@@ -1,7 +1,7 @@
 //! Codec throughput on a realistic resource state: a GPU node pool with ~25 attributes, a list of
 //! 64 instance ids, tag maps and nested objects.
 //!
-//! Run with `cargo bench --bench codec`.
+//! Run with `cargo bench -p paved-benches --bench codec`.
 
 use std::hint::black_box;
 
