@@ -151,8 +151,10 @@ def test_backstage_claims_validate_and_match_the_catalog_entry(xp, crds, skeleto
     catalog = yaml.safe_load((skeletons["skeleton"] / "catalog-info.yaml").read_text())
     kid = catalog["metadata"]["annotations"]["backstage.io/kubernetes-id"]
     # Cost Insights (AWS plugin) finds the entity's cost by the attribution tags paved writes.
+    labels = catalog["metadata"]["labels"]
     assert catalog["metadata"]["annotations"]["aws.amazon.com/cost-insights-tags"] == \
-        "team=${{ values.team }},project=${{ values.project }}"
+        f"team={labels['team']},project={labels['project']}"
+    assert labels["team"] == labels["paved.dev/team"] and labels["project"] == labels["paved.dev/project"]
     for d in skeletons.values():
         for f in (d / "crossplane").glob("*.yaml"):
             claim = xpcli.load_all(f)[0]
