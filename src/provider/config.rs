@@ -119,51 +119,8 @@ pub fn validate(config: &Value) -> Diagnostics {
             );
         }
     }
-    let mut seen = std::collections::BTreeSet::new();
-    for (i, b) in config.get("budgets").elements().iter().enumerate() {
-        let path = || AttrPath::attr("budgets").index(i);
-        if b.get("monthly_usd")
-            .as_f64()
-            .is_some_and(|m| !(m >= 0.0 && m.is_finite()))
-        {
-            d.attr_error(
-                path().then("monthly_usd"),
-                "Invalid budget",
-                "monthly_usd is an amount in USD per month: 0 or more.",
-            );
-        }
-        if let Some(t) = b.get("team").as_str() {
-            if !seen.insert(t.to_string()) {
-                d.attr_error(
-                    path().then("team"),
-                    "Duplicate budget",
-                    format!("Team {t:?} has more than one budgets block; keep one."),
-                );
-            }
-        }
-    }
-    let mut seen = std::collections::BTreeSet::new();
-    for (i, q) in config.get("gpu_quota").elements().iter().enumerate() {
-        let path = || AttrPath::attr("gpu_quota").index(i);
-        if let Some(n) = q.get("max_gpus").as_f64() {
-            if n < 0.0 || n.fract() != 0.0 {
-                d.attr_error(
-                    path().then("max_gpus"),
-                    "Invalid GPU quota",
-                    "max_gpus is a whole number of GPUs: 0 or more.",
-                );
-            }
-        }
-        if let Some(t) = q.get("team").as_str() {
-            if !seen.insert(t.to_string()) {
-                d.attr_error(
-                    path().then("team"),
-                    "Duplicate GPU quota",
-                    format!("Team {t:?} has more than one gpu_quota block; keep one."),
-                );
-            }
-        }
-    }
+    team_limits(config, "budgets", "monthly_usd", false, &mut d);
+    team_limits(config, "gpu_quota", "max_gpus", true, &mut d);
     if let Some(m) = config.get("price_overrides").entries() {
         for (k, v) in m {
             if v.as_f64().is_some_and(|p| p < 0.0) {
@@ -176,6 +133,38 @@ pub fn validate(config: &Value) -> Diagnostics {
         }
     }
     d
+}
+
+/// The per-team limit blocks (`budgets`, `gpu_quota`): one block per team, and a limit of 0 or
+/// more (a whole number when `whole`).
+fn team_limits(config: &Value, block: &str, key: &str, whole: bool, d: &mut Diagnostics) {
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, b) in config.get(block).elements().iter().enumerate() {
+        let path = || AttrPath::attr(block).index(i);
+        if let Some(n) = b.get(key).as_f64() {
+            if !(n >= 0.0 && n.is_finite()) || (whole && n.fract() != 0.0) {
+                let what = if whole {
+                    "a whole number, 0 or more"
+                } else {
+                    "0 or more"
+                };
+                d.attr_error(
+                    path().then(key),
+                    "Invalid limit",
+                    format!("{key} must be {what}."),
+                );
+            }
+        }
+        if let Some(t) = b.get("team").as_str() {
+            if !seen.insert(t.to_string()) {
+                d.attr_error(
+                    path().then("team"),
+                    "Duplicate team",
+                    format!("Team {t:?} has more than one {block} block; keep one."),
+                );
+            }
+        }
+    }
 }
 
 fn opt_str(v: &Value) -> Option<String> {
@@ -281,6 +270,41 @@ mod tests {
         let d = validate(&cfg(aws));
         assert!(d.has_errors());
         assert_eq!(d.0[0].path.as_ref().unwrap().to_string(), "aws.secret_key");
+    }
+
+    #[test]
+    fn budget_blocks_are_checked_and_parsed_by_team() {
+        let block = |team: &str, key: &str, n: f64| {
+            Value::object([("team", Value::string(team)), (key, Value::float(n))])
+        };
+        let mut c = cfg(Value::Null);
+        c.set_attr(
+            "budgets",
+            Value::List(vec![
+                block("ml", "monthly_usd", 500.0),
+                block("ml", "monthly_usd", -1.0),
+            ]),
+        );
+        c.set_attr("gpu_quota", Value::List(vec![block("ml", "max_gpus", 2.5)]));
+        let paths: Vec<String> = validate(&c)
+            .iter()
+            .map(|d| d.path.as_ref().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "budgets[1].monthly_usd",
+                "budgets[1].team",
+                "gpu_quota[0].max_gpus"
+            ]
+        );
+        c.set_attr(
+            "budgets",
+            Value::List(vec![block("ml", "monthly_usd", 500.0)]),
+        );
+        c.set_attr("gpu_quota", Value::List(vec![block("ml", "max_gpus", 8.0)]));
+        let l = parse_limits(&c);
+        assert_eq!((l.monthly_usd["ml"], l.max_gpus["ml"]), (500.0, 8));
     }
 
     #[test]
