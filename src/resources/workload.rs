@@ -194,6 +194,11 @@ pub fn deployment_progress(dep: &Json) -> Progress {
             total - updated
         ));
     }
+    // A scale-down (a canary taking a stable replica's place) is done only when the surplus
+    // pods are gone: until then they still count as ready and hold GPUs.
+    if total > want {
+        return Progress::Waiting(format!("{} replicas pending termination", total - want));
+    }
     if available < want {
         return Progress::Waiting(format!("{available} of {want} replicas available"));
     }
@@ -470,6 +475,8 @@ mod tests {
             dep(2, 2, 3, 2, 3, 3),
             dep(2, 2, 3, 3, 4, 3),
             dep(2, 2, 3, 3, 3, 2),
+            // scaled from 5 to 4: the controller has seen it, the fifth pod is still there
+            dep(2, 2, 4, 5, 5, 5),
         ] {
             assert!(
                 matches!(deployment_progress(&d), Progress::Waiting(_)),
