@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from conftest import IN_CI, plan_summary
+from conftest import IN_CI, PROVIDER_BIN, plan_summary
 from test_crash_safety import provider_children
 from test_gce_server import Api, doc, gcloud_bin, methods_by_id, validate_log, validator  # noqa: F401 (fixtures)
 
@@ -134,6 +134,23 @@ def test_lifecycle(example, gce, validator, methods_by_id):
     assert st["gpus_total"] == 2 and st["instance_type"] == "g2-standard-4"
     assert abs(st["hourly_cost_usd"] - 2 * 0.7068) < 1e-9
     assert st["tags_all"]["paved:team"] == "search"
+    assert st["gpu_hourly_usd"] == 0.7068
+
+    # The live report reads the pool's VMs in one aggregated list and prices them as the pool.
+    log_before = len(gce.control("log")["entries"])
+    p = subprocess.run([str(PROVIDER_BIN), "costs", "--format", "json", "--team", "search", "--no-aws", "--no-kubernetes",
+                        "--gcp-project", PROJECT, "--gcp-endpoint", ENDPOINT],
+                       capture_output=True, text=True, timeout=120,
+                       env={**{k: x for k, x in os.environ.items() if k not in GOOGLE_ENV},
+                            "GOOGLE_OAUTH_ACCESS_TOKEN": "paved-local-token"})
+    assert p.returncode == 0, p.stderr
+    [t] = json.loads(p.stdout)["teams"]
+    assert (t["team"], t["project"], t["gpus_provisioned"], t["idle_gpus"]) == ("search", "search", 2, 2), t
+    assert abs(t["hourly_usd"] - st["hourly_cost_usd"]) < 1e-9, t
+    assert sorted(r["name"] for r in t["resources"]) == st["instance_ids"]
+    assert {(r["kind"], r["resource"]) for r in t["resources"]} == {("gce_instance", "search-serving")}
+    calls = [e["method"] for e in gce.control("log")["entries"][log_before:]]
+    assert calls == ["compute.instances.aggregatedList"], calls
 
     # Second plan is empty, with and without refresh.
     assert tf.plan_exitcode(*v)[0] == 0

@@ -1,7 +1,7 @@
 """Live cost by team, idle GPUs, budgets and the Infracost format, with the real CLI against
 LocalStack and the local control plane: `data.paved_team_costs` and
 `terraform-provider-paved costs` read what runs (EC2 by tag, Pods and claims by label) and must
-equal the resources' own `hourly_cost_usd`; a GPU the pool provisions and no pod requests is
+equal the resources' own `hourly_cost_usd`, the endpoint's GPU at its pool's per-GPU price; a GPU the pool provisions and no pod requests is
 idle cost; a budget below what the team runs refuses a new pool before EC2 sees it (counted
 through the EC2 API), while a shrink still goes through; `costs --plan --format infracost`
 writes a file valid under Infracost's published JSON schema.
@@ -107,6 +107,8 @@ resource "paved_model_endpoint" "e" {
   name      = "%(team)s-ep"
   namespace = "default"
   pool_id   = "gp-local"
+  # Its GPU share at the pool's price per GPU (the pods run on the local GPU nodes).
+  gpu_hourly_usd = paved_gpu_compute_pool.a.gpu_hourly_usd
   model {
     uri     = "s3://models/llm-7b"
     version = "v1"
@@ -188,6 +190,12 @@ def test_team_costs_idle_gpus_budgets_and_infracost(tmp_path, cli, ec2, cluster)
         pool, ep = tf.state("paved_gpu_compute_pool.a"), tf.state("paved_model_endpoint.e")
         assert pool["gpus_total"] == 2 and ep["ready_replicas"] == 1, (pool, ep)
         resources_hourly = pool["hourly_cost_usd"] + ep["hourly_cost_usd"]
+        # The endpoint's GPU is priced at the pool's per-GPU price (1 A10G per g5.xlarge),
+        # plus OpenCost's default CPU and memory prices.
+        assert pool["gpu_hourly_usd"] == G5_XLARGE, pool
+        unit = G5_XLARGE + 0.031611 + 2 * 0.004237
+        assert abs(ep["hourly_cost_usd"] - unit) < 0.00006, ep
+        assert abs(ep["monthly_cost_usd"]["max"] - unit * 730) < 0.006, ep
 
         # The data source reads what runs and prices it as the resources do.
         rep = tmp_path / "report"

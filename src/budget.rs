@@ -171,9 +171,22 @@ fn regions(ctx: &Context, planned: &Value) -> Vec<String> {
     r
 }
 
+/// The GCP projects a check reads: the gcp block's and the resource's own (`gcp_project`).
+fn gcp_projects(ctx: &Context, planned: &Value) -> Vec<String> {
+    let mut p: Vec<String> = ctx.default_gcp_project().into_iter().collect();
+    if planned.get("cloud").as_str() == Some("gcp") {
+        if let Some(own) = planned.get("gcp_project").as_str() {
+            if !p.iter().any(|x| x == own) {
+                p.push(own.to_string());
+            }
+        }
+    }
+    p
+}
+
 /// The team's committed figures now. An unreachable Kubernetes API counts as nothing running
-/// there (a pool-only configuration has no cluster), noted in the sources; an EC2 failure is
-/// an error, since EC2 is where the change would spend.
+/// there (a pool-only configuration has no cluster), noted in the sources; an EC2 or Compute
+/// Engine failure is an error, since that is where the change would spend.
 pub async fn committed(
     ctx: &Context,
     team: &str,
@@ -181,6 +194,7 @@ pub async fn committed(
 ) -> Result<Committed, ResourceError> {
     let sources = Sources {
         regions: regions(ctx, planned),
+        gcp_projects: gcp_projects(ctx, planned),
         kubernetes: true,
         kubernetes_optional: true,
     };

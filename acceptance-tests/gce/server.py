@@ -804,7 +804,7 @@ def paginate(ctx: Ctx, items: list, kind: str, self_path: str) -> dict:
     return out
 
 
-_FILTER_TERM = re.compile(r'\s*\(?\s*([A-Za-z_][\w.]*)\s*(=|!=|eq|ne)\s*("(?:[^"\\]|\\.)*"|[^\s()]+)\s*\)?\s*')
+_FILTER_TERM = re.compile(r'\s*\(?\s*([A-Za-z_][\w.-]*)\s*(=|!=|eq|ne)\s*("(?:[^"\\]|\\.)*"|[^\s()]+)\s*\)?\s*')
 
 
 def apply_filter(ctx: Ctx, items: list) -> list:

@@ -95,6 +95,7 @@ resource "paved_feature_store" "users" {
 resource "paved_model_endpoint" "assistant" {
   name             = "rag-assistant"
   pool_id          = paved_gpu_compute_pool.serving.id
+  gpu_hourly_usd   = paved_gpu_compute_pool.serving.gpu_hourly_usd
   vector_db_id     = paved_vector_db.docs.id
   feature_store_id = paved_feature_store.users.id
 

@@ -329,6 +329,31 @@ impl ManagedInstance {
     }
 }
 
+/// A VM paved's pools run, as the cost report reads it (`instances.aggregatedList`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Vm {
+    pub name: String,
+    pub zone: String,
+    pub machine_type: String,
+    /// RUNNING, PROVISIONING, STAGING, STOPPING, TERMINATED, …
+    pub status: String,
+    pub labels: BTreeMap<String, String>,
+    /// `scheduling.provisioningModel` SPOT (or the older `preemptible`).
+    pub spot: bool,
+    /// Guest accelerator type and count (N1 + T4/V100); None for machine types with built-in GPUs.
+    pub accelerator: Option<(String, u32)>,
+}
+
+impl Vm {
+    /// Billed: not stopped, terminated or on its way there.
+    pub fn is_billed(&self) -> bool {
+        !matches!(
+            self.status.as_str(),
+            "TERMINATED" | "STOPPED" | "STOPPING" | "SUSPENDED"
+        )
+    }
+}
+
 /// An entry of a group's `listErrors`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupError {
@@ -417,6 +442,10 @@ pub trait GceApi: Send + Sync {
     async fn list_managed_instances(&self, name: &str) -> Result<Vec<ManagedInstance>, GceError>;
     /// The newest `max` entries of the group's `listErrors`.
     async fn list_group_errors(&self, name: &str, max: u32) -> Result<Vec<GroupError>, GceError>;
+
+    /// Every VM of the project carrying paved's pool label, in every zone: one paginated
+    /// `instances.aggregatedList` (the live cost report's read, O(1) calls per project).
+    async fn pool_instances(&self) -> Result<Vec<Vm>, GceError>;
 
     /// Zones of this client's region.
     async fn list_zones(&self) -> Result<Vec<Zone>, GceError>;
@@ -907,6 +936,34 @@ fn parse_member(v: &Json) -> ManagedInstance {
     }
 }
 
+pub fn parse_vm(v: &Json) -> Vm {
+    let sched = &v["scheduling"];
+    Vm {
+        name: str_of(&v["name"]),
+        zone: last_segment(v["zone"].as_str().unwrap_or_default()),
+        machine_type: last_segment(v["machineType"].as_str().unwrap_or_default()),
+        status: str_of(&v["status"]),
+        labels: v["labels"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, x)| Some((k.clone(), x.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        spot: sched["provisioningModel"].as_str() == Some("SPOT")
+            || sched["preemptible"].as_bool() == Some(true),
+        accelerator: v["guestAccelerators"].as_array().and_then(|a| {
+            a.first().map(|g| {
+                (
+                    last_segment(g["acceleratorType"].as_str().unwrap_or_default()),
+                    u32_of(&g["acceleratorCount"]),
+                )
+            })
+        }),
+    }
+}
+
 /// The JSON body of an instance template insert.
 pub fn template_body(project: &str, spec: &TemplateSpec) -> Json {
     let mut sched = json!({
@@ -1017,6 +1074,40 @@ impl GceApi for GceClient {
             Ok(v) => Ok(Some(parse_template(&v))),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+
+    async fn pool_instances(&self) -> Result<Vec<Vm>, GceError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut q = vec![
+                ("maxResults", "500".to_string()),
+                ("filter", format!("labels.{POOL_LABEL} eq \".+\"")),
+            ];
+            if let Some(t) = &token {
+                q.push(("pageToken", t.clone()));
+            }
+            let page = self
+                .call(
+                    "AggregatedListInstances",
+                    hyper::Method::GET,
+                    "aggregated/instances",
+                    &q,
+                    None,
+                )
+                .await?;
+            if let Some(scopes) = page["items"].as_object() {
+                for scoped in scopes.values() {
+                    if let Some(items) = scoped["instances"].as_array() {
+                        out.extend(items.iter().map(parse_vm));
+                    }
+                }
+            }
+            match page["nextPageToken"].as_str() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok(out),
+            }
         }
     }
 
@@ -1376,6 +1467,30 @@ impl GceApi for GceClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_vm_is_read_from_its_api_form() {
+        let v = parse_vm(&json!({
+            "name": "gp-1-x1",
+            "zone": "https://www.googleapis.com/compute/v1/projects/p/zones/us-central1-a",
+            "machineType": "https://www.googleapis.com/compute/v1/projects/p/zones/us-central1-a/machineTypes/n1-standard-8",
+            "status": "RUNNING",
+            "labels": {"team": "ml", "paved-pool-id": "gp-1"},
+            "scheduling": {"provisioningModel": "SPOT"},
+            "guestAccelerators": [{"acceleratorType": "projects/p/zones/us-central1-a/acceleratorTypes/nvidia-tesla-t4", "acceleratorCount": 1}]
+        }));
+        assert_eq!(
+            (v.zone.as_str(), v.machine_type.as_str()),
+            ("us-central1-a", "n1-standard-8")
+        );
+        assert_eq!(v.accelerator, Some(("nvidia-tesla-t4".to_string(), 1)));
+        assert!(v.spot && v.is_billed());
+        assert_eq!(v.labels["team"], "ml");
+        let old = parse_vm(
+            &json!({"name": "x", "status": "TERMINATED", "scheduling": {"preemptible": true}}),
+        );
+        assert!(old.spot && !old.is_billed() && old.accelerator.is_none());
+    }
 
     #[test]
     fn request_ids_are_deterministic_uuids() {

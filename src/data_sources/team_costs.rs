@@ -101,6 +101,7 @@ impl DataSource for TeamCosts {
                 .attr(Attribute::optional("team", Type::String, "Only this team."))
                 .attr(Attribute::optional("project", Type::String, "Only this project."))
                 .attr(Attribute::optional("regions", Type::list(Type::String), "EC2 regions to read; default: the provider's region (none when the provider has no aws block). [] reads no EC2."))
+                .attr(Attribute::optional("gcp_projects", Type::list(Type::String), "GCP projects whose pool VMs are read (one aggregated list per project); default: the gcp block's project (none without a gcp block). [] reads no GCP."))
                 .attr(Attribute::optional("include_kubernetes", Type::Bool, "Read the Kubernetes cluster the provider is configured for (default true)."))
                 .attr(Attribute::computed("teams", Type::list(team_type()), "One entry per team and project: hourly_usd, monthly_usd (hourly × 730), gpus_provisioned, gpus_requested, idle_gpus, idle_gpu_hourly_usd and resources (kind, name, location, resource, hourly_usd, GPUs)."))
                 .attr(Attribute::computed("total_hourly_usd", Type::Number, "The sum of the teams' hourly_usd."))
@@ -120,6 +121,15 @@ impl DataSource for TeamCosts {
                 );
             }
         }
+        for (i, p) in c.get("gcp_projects").elements().iter().enumerate() {
+            if p.as_str().is_some_and(|p| p.trim().is_empty()) {
+                d.attr_error(
+                    AttrPath::attr("gcp_projects").index(i),
+                    "Empty project",
+                    "Each entry of gcp_projects is a GCP project ID such as ml-prod.",
+                );
+            }
+        }
         d
     }
 
@@ -132,8 +142,17 @@ impl DataSource for TeamCosts {
                 .filter_map(|r| r.as_str().map(String::from))
                 .collect(),
         };
+        let gcp_projects: Vec<String> = match c.get("gcp_projects") {
+            Value::Null => ctx.default_gcp_project().into_iter().collect(),
+            v => v
+                .elements()
+                .iter()
+                .filter_map(|r| r.as_str().map(String::from))
+                .collect(),
+        };
         let sources = Sources {
             regions,
+            gcp_projects,
             kubernetes: c.get("include_kubernetes").as_bool().unwrap_or(true),
             kubernetes_optional: false,
         };

@@ -18,6 +18,10 @@ pub const HOURS_PER_MONTH: f64 = 730.0;
 /// `price_overrides` keys for Kubernetes unit prices (USD per hour).
 pub const OVERRIDE_KEYS: [&str; 4] = ["k8s:cpu", "k8s:memory_gib", "k8s:gpu", "k8s:storage_gib"];
 
+/// Pod annotation with the USD price of one GPU-hour on the pod's nodes, when its resource
+/// knows it (the endpoint's `gpu_hourly_usd`); it replaces the Kubernetes GPU price for that pod.
+pub const GPU_PRICE_ANNOTATION: &str = "paved.dev/gpu-hourly-usd";
+
 /// USD per hour of one unit.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct UnitPrices {
@@ -28,6 +32,23 @@ pub struct UnitPrices {
 }
 
 impl UnitPrices {
+    /// The same prices with GPUs at `gpu` when it is known.
+    pub fn with_gpu(self, gpu: Option<f64>) -> UnitPrices {
+        UnitPrices {
+            gpu: gpu.unwrap_or(self.gpu),
+            ..self
+        }
+    }
+
+    /// The prices for a pod: GPUs at its [`GPU_PRICE_ANNOTATION`] when it carries a valid one.
+    pub fn for_pod(self, pod: &Json) -> UnitPrices {
+        let own = pod["metadata"]["annotations"][GPU_PRICE_ANNOTATION]
+            .as_str()
+            .and_then(|p| p.parse::<f64>().ok())
+            .filter(|p| p.is_finite() && *p >= 0.0);
+        self.with_gpu(own)
+    }
+
     /// OpenCost's defaults, replaced key by key by `price_overrides`.
     pub fn new(overrides: &BTreeMap<String, f64>) -> UnitPrices {
         let get = |k: &str, d: f64| overrides.get(k).copied().unwrap_or(d);
@@ -190,6 +211,12 @@ pub fn plan(planned: &mut Value, inputs: &[&str], set: impl FnOnce(&mut Value)) 
 /// Rounds a price to 1/10,000 USD, so values stay stable across float noise.
 pub fn round(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
+}
+
+/// Rounds a unit price to 1/1,000,000 USD (a per-GPU price such as 32.7726 / 8), so it prints
+/// and reads back as the same decimal.
+pub fn per_unit(x: f64) -> f64 {
+    (x * 1_000_000.0).round() / 1_000_000.0
 }
 
 /// Rounds to cents.

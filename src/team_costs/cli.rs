@@ -4,21 +4,24 @@
 
 use super::{gather, render, Sources};
 use crate::cloud::aws::AwsSettings;
+use crate::cloud::gce::GcpSettings;
 use crate::cloud::kube::{KubeClient, KubeSettings};
-use crate::context::{Context, Defaults, SdkEc2Factory};
+use crate::context::{Context, Defaults, RestGceFactory, SdkEc2Factory};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub const USAGE: &str = "usage:
   terraform-provider-paved costs [--format table|json] [--team TEAM] [--project PROJECT]
                                  [--region REGION]... [--aws-endpoint URL] [--no-aws]
+                                 [--gcp-project PROJECT]... [--gcp-endpoint URL]
                                  [--kubeconfig PATH] [--context NAME] [--no-kubernetes]
                                  [--price-override KEY=USD]...
   terraform-provider-paved costs --plan PLAN.json --format infracost
-Reads what runs now (EC2 instances tagged by paved, paved's Pods and volume claims in every
-namespace) and prints the hourly cost, GPUs and idle GPUs per team and project. The region
+Reads what runs now (EC2 instances tagged by paved, the Compute Engine VMs of paved's pools in
+each --gcp-project, paved's Pods and volume claims in every namespace) and prints the hourly cost, GPUs and idle GPUs per team and project. The region
 defaults to AWS_REGION / AWS_DEFAULT_REGION; credentials come from the AWS environment and the
-kubeconfig (KUBECONFIG, ~/.kube/config, or in-cluster). With --plan, converts the plan-time
+kubeconfig (KUBECONFIG, ~/.kube/config, or in-cluster) and Google's application default
+credentials (GOOGLE_APPLICATION_CREDENTIALS, GOOGLE_OAUTH_ACCESS_TOKEN). With --plan, converts the plan-time
 costs in `terraform show -json PLANFILE` output to Infracost's JSON format (no cloud is read),
 for `infracost output --path`.";
 
@@ -33,6 +36,8 @@ pub struct Options {
     pub regions: Vec<String>,
     pub aws_endpoint: Option<String>,
     pub aws: bool,
+    pub gcp_projects: Vec<String>,
+    pub gcp_endpoint: Option<String>,
     pub kubeconfig: Option<String>,
     pub context: Option<String>,
     pub kubernetes: bool,
@@ -69,6 +74,8 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Op
             "--region" => o.regions.push(value("--region")?),
             "--aws-endpoint" => o.aws_endpoint = Some(value("--aws-endpoint")?),
             "--no-aws" => o.aws = false,
+            "--gcp-project" => o.gcp_projects.push(value("--gcp-project")?),
+            "--gcp-endpoint" => o.gcp_endpoint = Some(value("--gcp-endpoint")?),
             "--kubeconfig" => o.kubeconfig = Some(value("--kubeconfig")?),
             "--context" => o.context = Some(value("--context")?),
             "--no-kubernetes" => o.kubernetes = false,
@@ -94,12 +101,12 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Op
         (None, true) => return Err("--format infracost converts a plan: add --plan PLAN.json (from `terraform show -json PLANFILE`)".into()),
         (None, false) => {}
     }
-    if o.aws && o.regions.is_empty() {
+    if o.aws && o.regions.is_empty() && o.gcp_projects.is_empty() {
         match env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).filter(|r| !r.is_empty()) {
             Some(r) => o.regions.push(r),
             None => {
                 return Err(
-                    "no AWS region: pass --region (or set AWS_REGION), or --no-aws to read Kubernetes only"
+                    "no AWS region: pass --region (or set AWS_REGION), --gcp-project to read GCP, or --no-aws to read Kubernetes only"
                         .into(),
                 )
             }
@@ -124,10 +131,18 @@ fn context(o: &Options) -> Context {
             ..AwsSettings::default()
         })) as _
     });
-    Context::new(defaults, aws).with_kube(Arc::new(KubeClient::new(KubeSettings {
+    let ctx = Context::new(defaults, aws).with_kube(Arc::new(KubeClient::new(KubeSettings {
         config_path: o.kubeconfig.clone(),
         config_context: o.context.clone(),
         ..KubeSettings::default()
+    })));
+    if o.gcp_projects.is_empty() {
+        return ctx;
+    }
+    ctx.with_gce(Arc::new(RestGceFactory::new(GcpSettings {
+        project: o.gcp_projects.first().cloned(),
+        endpoint: o.gcp_endpoint.clone(),
+        ..GcpSettings::default()
     })))
 }
 
@@ -160,6 +175,7 @@ pub fn main(args: &[String]) -> i32 {
     let ctx = context(&o);
     let sources = Sources {
         regions: o.regions.clone(),
+        gcp_projects: o.gcp_projects.clone(),
         kubernetes: o.kubernetes,
         kubernetes_optional: false,
     };
@@ -249,6 +265,15 @@ mod tests {
         assert!(parse(&args("--bogus"), |_| None)
             .unwrap_err()
             .contains("--bogus"));
+        let o = parse(
+            &args("--gcp-project ml-prod --gcp-endpoint http://127.0.0.1:1"),
+            |_| None,
+        )
+        .unwrap();
+        assert_eq!(
+            (o.gcp_projects, o.gcp_endpoint.as_deref(), o.regions.len()),
+            (vec!["ml-prod".to_string()], Some("http://127.0.0.1:1"), 0)
+        );
         let o = parse(&args("--plan p.json --format infracost"), |_| None).unwrap();
         assert_eq!((o.plan.as_deref(), o.infracost), (Some("p.json"), true));
         assert!(parse(&args("--plan p.json"), |_| None)

@@ -2,6 +2,7 @@
 
 use super::{aggregate, report, Attributed, Item, Report, UNATTRIBUTED};
 use crate::cloud::aws::Instance;
+use crate::cloud::gce::Vm;
 use crate::cloud::kube::Kind;
 use crate::context::Context;
 use crate::error::ResourceError;
@@ -15,6 +16,8 @@ use std::collections::BTreeMap;
 pub struct Sources {
     /// EC2 regions (empty: EC2 is not read).
     pub regions: Vec<String>,
+    /// GCP projects whose pool VMs are read (empty: Compute Engine is not read).
+    pub gcp_projects: Vec<String>,
     /// Read Pods and PersistentVolumeClaims in every namespace.
     pub kubernetes: bool,
     /// An unreachable Kubernetes API counts as nothing running there (noted in the sources)
@@ -46,6 +49,24 @@ pub async fn gather(
                 .iter()
                 .map(|i| instance_item(i, region, overrides)),
         );
+    }
+    for project in &sources.gcp_projects {
+        // The aggregated list is project-wide; the region only keys the client cache.
+        let region = ctx
+            .default_gcp_region()
+            .unwrap_or_else(|| "us-central1".into());
+        let vms = ctx.gce(project, &region)?.pool_instances().await?;
+        let billed: Vec<Attributed> = vms
+            .iter()
+            .filter(|v| v.is_billed())
+            .map(|v| gce_instance_item(v, overrides))
+            .collect();
+        read.push(format!(
+            "gce {project}: {} running of {} instances",
+            billed.len(),
+            vms.len()
+        ));
+        items.extend(billed);
     }
     if sources.kubernetes {
         let kube = ctx.kube()?;
@@ -113,6 +134,35 @@ pub fn instance_item(i: &Instance, region: &str, overrides: &BTreeMap<String, f6
     }
 }
 
+/// A Compute Engine VM priced as its pool prices it (catalog price or override, Spot when it
+/// runs as Spot). GCP label keys are the tag keys with `:` turned into `-`.
+pub fn gce_instance_item(vm: &Vm, overrides: &BTreeMap<String, f64>) -> Attributed {
+    let guest = vm.accelerator.as_ref().map(|a| a.0.as_str());
+    let entry = catalog::gce_vm_type(&vm.machine_type, guest);
+    let accel = entry.map(|t| t.accelerator);
+    Attributed {
+        team: first(&vm.labels, &["team", "paved-team"])
+            .cloned()
+            .unwrap_or_else(|| UNATTRIBUTED.into()),
+        project: first(&vm.labels, &["project", "paved-project"]).cloned(),
+        item: Item {
+            kind: "gce_instance",
+            name: vm.name.clone(),
+            location: vm.zone.clone(),
+            resource: vm.labels.get("paved-pool").cloned().unwrap_or_default(),
+            hourly_usd: catalog::gce_hourly_price(&vm.machine_type, accel, vm.spot, overrides)
+                .unwrap_or(0.0),
+            gpus_provisioned: vm
+                .accelerator
+                .as_ref()
+                .map(|a| i64::from(a.1))
+                .or(entry.map(|t| t.gpus))
+                .unwrap_or(0),
+            gpus_requested: 0,
+        },
+    }
+}
+
 fn labels(obj: &Json) -> BTreeMap<String, String> {
     obj["metadata"]["labels"]
         .as_object()
@@ -165,7 +215,7 @@ pub fn pod_item(pod: &Json, prices: &UnitPrices) -> Option<Attributed> {
     Some(attributed(
         pod,
         "pod",
-        cost::pod_hourly(spec, prices),
+        cost::pod_hourly(spec, &prices.for_pod(pod)),
         cost::pod_gpus(spec),
     ))
 }
@@ -237,6 +287,73 @@ mod tests {
             instance_item(&i(BTreeMap::new(), false), "r", &none).team,
             UNATTRIBUTED
         );
+    }
+
+    #[test]
+    fn gce_vms_are_priced_like_their_pool() {
+        let none = BTreeMap::new();
+        let vm = |mt: &str, accel: Option<(&str, u32)>, spot: bool| Vm {
+            name: "gp-abc-x1".into(),
+            zone: "us-central1-a".into(),
+            machine_type: mt.into(),
+            status: "RUNNING".into(),
+            labels: [("team", "ml"), ("project", "rag"), ("paved-pool", "train")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            spot,
+            accelerator: accel.map(|(a, n)| (a.to_string(), n)),
+        };
+        let a2 = gce_instance_item(&vm("a2-highgpu-2g", None, false), &none);
+        assert_eq!(
+            (
+                a2.team.as_str(),
+                a2.project.as_deref(),
+                a2.item.resource.as_str()
+            ),
+            ("ml", Some("rag"), "train")
+        );
+        assert_eq!(
+            (a2.item.kind, a2.item.location.as_str()),
+            ("gce_instance", "us-central1-a")
+        );
+        assert_eq!(a2.item.gpus_provisioned, 2);
+        assert_eq!(
+            a2.item.hourly_usd,
+            catalog::gce_hourly_price("a2-highgpu-2g", None, false, &none).unwrap()
+        );
+        // N1 VMs are priced with the GPU model they carry, not the first entry of the type
+        let v100 = gce_instance_item(
+            &vm("n1-standard-8", Some(("nvidia-tesla-v100", 1)), false),
+            &none,
+        );
+        assert_eq!(
+            v100.item.hourly_usd,
+            catalog::gce_hourly_price("n1-standard-8", Some("nvidia-v100-16gb"), false, &none)
+                .unwrap()
+        );
+        let t4 = gce_instance_item(
+            &vm("n1-standard-8", Some(("nvidia-tesla-t4", 1)), false),
+            &none,
+        );
+        assert!(t4.item.hourly_usd < v100.item.hourly_usd);
+        let spot = gce_instance_item(&vm("g2-standard-4", None, true), &none);
+        assert_eq!(
+            spot.item.hourly_usd,
+            catalog::gce_hourly_price("g2-standard-4", None, true, &none).unwrap()
+        );
+        let over = BTreeMap::from([("g2-standard-4:spot".to_string(), 0.25)]);
+        assert_eq!(
+            gce_instance_item(&vm("g2-standard-4", None, true), &over)
+                .item
+                .hourly_usd,
+            0.25
+        );
+        let mut old = vm("g2-standard-4", None, false);
+        old.labels = BTreeMap::from([("paved-team".to_string(), "search".to_string())]);
+        assert_eq!(gce_instance_item(&old, &none).team, "search");
+        old.labels.clear();
+        assert_eq!(gce_instance_item(&old, &none).team, UNATTRIBUTED);
     }
 
     #[test]

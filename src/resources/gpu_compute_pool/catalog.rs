@@ -272,6 +272,14 @@ pub fn gce_machine_type(name: &str, accelerator: Option<&str>) -> Option<&'stati
         .find(|t| t.name == name && accelerator.is_none_or(|a| t.accelerator == a))
 }
 
+/// The entry of a running VM: its machine type and the guest accelerator type the API reports
+/// (`nvidia-tesla-t4`; None for machine types with built-in GPUs).
+pub fn gce_vm_type(name: &str, guest: Option<&str>) -> Option<&'static GceMachineType> {
+    GCE_MACHINE_TYPES
+        .iter()
+        .find(|t| t.name == name && (guest.is_none() || t.guest == guest))
+}
+
 /// Compute Engine machine types for `count` GPUs of `accel`, cheapest first.
 pub fn gce_types_for(accel: &str, count: i64) -> Vec<&'static str> {
     let mut v: Vec<&GceMachineType> = GCE_MACHINE_TYPES

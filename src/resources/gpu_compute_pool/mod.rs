@@ -57,6 +57,8 @@ impl Resource for GpuComputePool {
         if let Some(o) = observed.as_mut() {
             o.state
                 .set_attr("monthly_cost_usd", monthly_cost(ctx, &o.state));
+            o.state
+                .set_attr("gpu_hourly_usd", gpu_hourly(ctx, &o.state));
         }
         Ok(observed)
     }
@@ -415,12 +417,41 @@ impl ModifyPlan for GpuComputePool {
         ]
         .iter()
         .all(|k| planned.get(k).is_wholly_known());
-        let monthly = if inputs_known {
-            monthly_cost(ctx, planned)
+        let (monthly, per_gpu) = if inputs_known {
+            (monthly_cost(ctx, planned), gpu_hourly(ctx, planned))
         } else {
-            Value::Unknown
+            (Value::Unknown, Value::Unknown)
         };
         planned.set_attr("monthly_cost_usd", monthly);
+        planned.set_attr("gpu_hourly_usd", per_gpu);
+    }
+}
+
+/// USD per hour of one GPU on the first candidate type, from the arguments only, so the value
+/// planned is the value read back whatever type capacity fallback lands on. The first type is
+/// the one the pool asks for first on both clouds; a fallback type's per-GPU price may differ
+/// (the pool's own `hourly_cost_usd` follows what runs). Null when it has no price or GPUs.
+fn gpu_hourly(ctx: &Context, v: &Value) -> Value {
+    let s = spec::PoolSpec::from_value(v);
+    let Some(first) = s.instance_types.first() else {
+        return Value::Null;
+    };
+    let accel = s.accelerator.as_ref().map(|a| a.0.as_str());
+    let overrides = &ctx.defaults.price_overrides;
+    let (price, gpus) = if on_gcp(v) {
+        (
+            catalog::gce_hourly_price(first, accel, s.spot(), overrides),
+            catalog::gpus_per_node("gcp", first, accel),
+        )
+    } else {
+        (
+            catalog::hourly_price(first, s.spot(), overrides),
+            catalog::gpus_per_node("aws", first, accel),
+        )
+    };
+    match (price, gpus) {
+        (Some(p), Some(n)) if n > 0 => Value::float(crate::resources::cost::per_unit(p / n as f64)),
+        _ => Value::Null,
     }
 }
 
@@ -566,5 +597,59 @@ mod tests {
         let mut x = c.clone();
         x.set_attr("instance_types", Value::string_list(["x9.mega"]));
         assert!(plan(None, &x).get("monthly_cost_usd").is_null());
+    }
+
+    #[test]
+    fn the_gpu_price_is_the_first_types_price_per_gpu_at_its_capacity_type() {
+        let mut c = schema::schema().block.null_object();
+        c.set_attr("name", Value::string("train"));
+        c.set_attr("region", Value::string("us-east-1"));
+        c.set_attr("team", Value::string("ml"));
+        c.set_attr("capacity_type", Value::string("on_demand"));
+        c.set_attr(
+            "instance_types",
+            Value::string_list(["g5.12xlarge", "g5.xlarge"]),
+        );
+        c.set_attr(
+            "nodes",
+            Value::object([
+                ("min", Value::int(0)),
+                ("max", Value::int(2)),
+                ("desired", Value::int(1)),
+            ]),
+        );
+        let none = BTreeMap::new();
+        let g5_12 = catalog::hourly_price("g5.12xlarge", false, &none).unwrap();
+        let p = plan(None, &c);
+        assert_eq!(
+            p.get("gpu_hourly_usd").as_f64(),
+            Some(crate::resources::cost::per_unit(g5_12 / 4.0))
+        );
+        // Spot and overrides move it as they move the pool's own figures.
+        c.set_attr("capacity_type", Value::string("spot"));
+        let spot = catalog::hourly_price("g5.12xlarge", true, &none).unwrap();
+        assert_eq!(
+            plan(None, &c).get("gpu_hourly_usd").as_f64(),
+            Some(crate::resources::cost::per_unit(spot / 4.0))
+        );
+        // GCP: the machine type's built-in GPUs.
+        let mut g = c.clone();
+        g.set_attr("cloud", Value::string("gcp"));
+        g.set_attr("region", Value::string("us-central1"));
+        g.set_attr("gcp_project", Value::string("p"));
+        g.set_attr("capacity_type", Value::string("on_demand"));
+        g.set_attr("instance_types", Value::string_list(["a2-highgpu-2g"]));
+        let a2 = catalog::gce_hourly_price("a2-highgpu-2g", None, false, &none).unwrap();
+        assert_eq!(
+            plan(None, &g).get("gpu_hourly_usd").as_f64(),
+            Some(crate::resources::cost::per_unit(a2 / 2.0))
+        );
+        // Unknown types: unknown, never a guess; a type without GPUs or price: null.
+        let mut u = c.clone();
+        u.set_attr("instance_types", Value::Unknown);
+        assert!(plan(None, &u).get("gpu_hourly_usd").is_unknown());
+        let mut x = c.clone();
+        x.set_attr("instance_types", Value::string_list(["x9.mega"]));
+        assert!(plan(None, &x).get("gpu_hourly_usd").is_null());
     }
 }

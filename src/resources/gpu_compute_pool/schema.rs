@@ -53,6 +53,7 @@ pub fn schema() -> Schema {
             .attr(Attribute::computed("instance_ids", strs(), "IDs (AWS) or names (GCP) of the pool's live instances, sorted."))
             .attr(Attribute::computed("gpus_total", Type::Number, "GPUs across all live nodes."))
             .attr(Attribute::computed("hourly_cost_usd", Type::Number, "Estimated hourly cost of the live nodes in USD (built-in price table or price_overrides)."))
+            .attr(Attribute::computed("gpu_hourly_usd", Type::Number, "USD per hour of one GPU on the pool's first instance type (the one it runs whenever capacity allows), at the capacity type's price (built-in table or price_overrides). Known at plan time: pass it to paved_model_endpoint.gpu_hourly_usd so an endpoint's GPU share is priced as the nodes it runs on. Null when the type has no price or no GPUs."))
             .attr(Attribute::computed("monthly_cost_usd", crate::resources::cost::monthly_type(), "Monthly cost range in USD, known at plan time: nodes.min of the cheapest of instance_types to nodes.max of the dearest, at the capacity type's price (built-in table or price_overrides), 730 hours a month. Null when no candidate type has a price."))
             .block("accelerator", Nesting::Single, accelerator)
             .force_new_block()

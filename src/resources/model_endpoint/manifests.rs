@@ -5,6 +5,7 @@
 use super::spec::{id_name, EndpointSpec};
 use serde_json::{json, Map, Value as Json};
 
+use crate::resources::cost;
 pub use crate::resources::workload::SPEC_ANNOTATION;
 use crate::resources::workload::{self, label_value};
 pub const VERSION_ANNOTATION: &str = "paved.dev/model-version";
@@ -54,6 +55,10 @@ fn annotations(s: &EndpointSpec, version: &str, image: &str) -> Map<String, Json
     }
     if let Some(p) = &s.pool_id {
         m.insert("paved.dev/pool-id".into(), json!(p));
+    }
+    if let Some(p) = s.gpu_hourly_usd {
+        // On the pods too, so a cost report of what runs prices them as the endpoint does.
+        m.insert(cost::GPU_PRICE_ANNOTATION.into(), json!(p.to_string()));
     }
     if let Some(v) = &s.vector_db_id {
         m.insert("paved.dev/vector-db".into(), json!(v));

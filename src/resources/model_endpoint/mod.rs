@@ -243,6 +243,7 @@ impl ModifyPlan for ModelEndpoint {
         // Cost needs only the sizing: known at plan time whenever it is.
         if planned.get("resources").is_wholly_known()
             && planned.get("autoscaling").is_wholly_known()
+            && !planned.get("gpu_hourly_usd").is_unknown()
         {
             ops::set_costs(ctx, planned);
         } else {
@@ -293,6 +294,34 @@ mod tests {
         v.set_attr("ready_replicas", Value::Unknown);
         ops::set_costs(&ctx, &mut v);
         assert!(v.get("hourly_cost_usd").is_unknown());
+
+        // The pool's price per GPU replaces the Kubernetes GPU price, and the pods carry it
+        // so a report of what runs prices them the same.
+        v.set_attr("gpu_hourly_usd", Value::float(1.006));
+        v.set_attr("ready_replicas", Value::int(1));
+        ops::set_costs(&ctx, &mut v);
+        let unit: f64 = 2.0 * 0.031611 + 8.0 * 0.004237 + 1.006;
+        assert_eq!(
+            v.get("hourly_cost_usd").as_f64(),
+            Some((unit * 10_000.0).round() / 10_000.0)
+        );
+        let s = spec::EndpointSpec::from_value(&v);
+        let d = manifests::deployment(&s, manifests::Track::Stable, None);
+        let pod = serde_json::json!({"metadata": d["spec"]["template"]["metadata"], "spec": d["spec"]["template"]["spec"]});
+        let p =
+            crate::resources::cost::UnitPrices::new(&ctx.defaults.price_overrides).for_pod(&pod);
+        assert_eq!(p.gpu, 1.006);
+        assert_eq!(crate::resources::cost::pod_hourly(&pod["spec"], &p), unit);
+    }
+
+    #[test]
+    fn a_negative_gpu_price_is_refused_with_its_path() {
+        let mut v = endpoint("gp-1", "12.4");
+        v.set_attr("gpu_hourly_usd", Value::float(-1.0));
+        let d = validate::validate(&v);
+        assert!(d
+            .iter()
+            .any(|x| x.path.as_ref().map(|p| p.to_string()).as_deref() == Some("gpu_hourly_usd")));
     }
 
     fn endpoint(pool: &str, cuda: &str) -> Value {

@@ -293,7 +293,7 @@ fn served(dep: &Json) -> String {
 /// (unknown while they are).
 pub fn set_costs(ctx: &Context, v: &mut Value) {
     let s = EndpointSpec::from_value(v);
-    let p = cost::UnitPrices::new(&ctx.defaults.price_overrides);
+    let p = cost::UnitPrices::new(&ctx.defaults.price_overrides).with_gpu(s.gpu_hourly_usd);
     let unit = cost::per_replica(&manifests::deployment(&s, Track::Stable, None), &p);
     v.set_attr(
         "monthly_cost_usd",

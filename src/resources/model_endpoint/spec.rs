@@ -41,6 +41,9 @@ pub struct EndpointSpec {
     pub rollout_timeout: Duration,
     pub auto_rollback: bool,
     pub pool_id: Option<String>,
+    /// USD per GPU-hour on the pool's nodes (`gpu_hourly_usd`), replacing the Kubernetes GPU
+    /// price in the endpoint's cost.
+    pub gpu_hourly_usd: Option<f64>,
     /// `namespace/name` of a paved_vector_db whose connection Secret is injected.
     pub vector_db_id: Option<String>,
     /// `namespace/name` of a paved_feature_store whose client configuration is mounted.
@@ -120,6 +123,10 @@ impl EndpointSpec {
                 .min(MAX_DURATION),
             auto_rollback: ro.get("auto_rollback").as_bool().unwrap_or(true),
             pool_id: v.get("pool_id").as_str().map(String::from),
+            gpu_hourly_usd: v
+                .get("gpu_hourly_usd")
+                .as_f64()
+                .filter(|p| p.is_finite() && *p >= 0.0),
             vector_db_id: v.get("vector_db_id").as_str().map(String::from),
             feature_store_id: v.get("feature_store_id").as_str().map(String::from),
             feature_store_secret: None,

@@ -25,6 +25,15 @@ pub fn validate(c: &Value) -> Diagnostics {
             d.attr_error(AttrPath::attr("name"), "Invalid endpoint name", format!("{n:?} starts with a digit; the endpoint's Service name must start with a letter."));
         }
     }
+    if let Some(p) = c.get("gpu_hourly_usd").as_f64() {
+        if !p.is_finite() || p < 0.0 {
+            d.attr_error(
+                AttrPath::attr("gpu_hourly_usd"),
+                "Invalid GPU price",
+                format!("gpu_hourly_usd = {p} is not a price: give USD per GPU-hour, 0 or more (usually the pool's gpu_hourly_usd)."),
+            );
+        }
+    }
     if let Some(env) = c.get("runtime").get("env").entries() {
         for k in env.keys() {
             if [
