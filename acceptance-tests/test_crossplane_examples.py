@@ -242,15 +242,19 @@ def test_render(name, xp, target, crds, skeletons, tmp_path):
 
 
 def test_ids_flow_from_the_composed_resources_to_the_endpoint(xp, target, crds, tmp_path):
-    """Once paved reports the pool's and the vector DB's IDs (status.atProvider.id), the
-    next reconciles carry them through the XR's status into the endpoint's forProvider."""
+    """Once paved reports the pool's and the vector DB's IDs (status.atProvider.id) and the
+    pool's price per GPU, the next reconciles carry them through the XR's status into the
+    endpoint's forProvider."""
     xp.claim_to_xr(ML_CASE, tmp_path)
     f, status = xpcli.two_reconciles(xp, ML_CASE, tmp_path, target, xpcli.observed_ml_inference())
     assert status == {"poolId": "gp-0a1b2c3d", "vectorDbId": "team-risk/fraud-scoring-vectors",
-                      "endpointUrl": "http://fraud-scoring.team-risk.svc:8080", "hourlyCostUsd": 2.02}
+                      "endpointUrl": "http://fraud-scoring.team-risk.svc:8080", "hourlyCostUsd": 2.02,
+                      "poolGpuHourlyUsd": 1.01}
     docs = xpcli.load_all(f)
     ep = xpcli.composed(docs)["endpoint"]["spec"]["forProvider"]
     assert ep["poolId"] == "gp-0a1b2c3d"
+    # The endpoint's GPU share is priced at its pool's price per GPU.
+    assert ep["gpuHourlyUsd"] == 1.01
     assert ep["vectorDbId"] == "team-risk/fraud-scoring-vectors"
     pending = assert_valid(xp.validate([f]), crds)
     if not xpcli.crd_has_field(crds["ModelEndpoint"], "spec.forProvider.vectorDbId"):

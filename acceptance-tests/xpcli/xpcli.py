@@ -219,7 +219,7 @@ def observed_feature_platform() -> list[dict]:
 def observed_ml_inference() -> list[dict]:
     """What the ml-inference MRs look like once paved created them (for the second render)."""
     return [
-        _observed("GpuComputePool", "fraud-scoring-pool", "pool", {"id": "gp-0a1b2c3d", "hourlyCostUsd": 2.02}),
+        _observed("GpuComputePool", "fraud-scoring-pool", "pool", {"id": "gp-0a1b2c3d", "hourlyCostUsd": 2.02, "gpuHourlyUsd": 1.01}),
         _observed("VectorDB", "fraud-scoring-vectors", "vector-db",
            {"id": "team-risk/fraud-scoring-vectors", "endpoint": "fraud-scoring-vectors.team-risk.svc", "port": 6333}),
         _observed("ModelEndpoint", "fraud-scoring", "endpoint",
