@@ -84,6 +84,8 @@ pub struct Context {
     /// learns facts about another in the same configuration (e.g. a pool's driver version)
     /// without a cloud call.
     known: Arc<Mutex<HashMap<(String, String), Value>>>,
+    /// The audit trail changes are recorded in (the provider's `audit` block).
+    pub audit: Option<Arc<crate::audit::Trail>>,
 }
 
 impl Context {
@@ -96,7 +98,13 @@ impl Context {
             kube: None,
             gce: None,
             known: Arc::new(Mutex::new(HashMap::new())),
+            audit: None,
         }
+    }
+
+    pub fn with_audit(mut self, audit: Arc<crate::audit::Trail>) -> Context {
+        self.audit = Some(audit);
+        self
     }
 
     pub fn with_kube(mut self, kube: Arc<dyn KubeApi>) -> Context {

@@ -1,6 +1,7 @@
 //! paved: one Rust binary that serves AI/ML golden-path resources to Terraform and OpenTofu
 //! (plugin protocol 6) and to Crossplane, over the same resource handlers.
 
+pub mod audit;
 pub mod budget;
 pub mod cloud;
 pub mod context;

@@ -16,6 +16,10 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("costs") {
         std::process::exit(paved::team_costs::cli::main(&args[2..]));
     }
+    // `audit …` prints the audit trail (audit::cli).
+    if args.get(1).map(String::as_str) == Some("audit") {
+        std::process::exit(paved::audit::cli::main(&args[2..]));
+    }
     let debug = std::env::args()
         .skip(1)
         .any(|a| a == "--debug" || a == "-debug");

@@ -127,6 +127,14 @@ fn diags(d: &Diagnostics) -> Vec<pb::Diagnostic> {
     convert::diagnostics(d)
 }
 
+/// The diagnostic of a change refused because its intent could not be recorded.
+fn audit_refused(e: &crate::audit::AuditError) -> Diagnostic {
+    Diagnostic::error(
+        "Audit record not written",
+        format!("{e}. paved records every change before it starts, so nothing was changed. Make the file and its directory writable, or point the provider's audit.file (or PAVED_AUDIT_FILE) elsewhere."),
+    )
+}
+
 fn one(d: Diagnostic) -> Vec<pb::Diagnostic> {
     vec![convert::diagnostic(&d)]
 }
@@ -558,6 +566,30 @@ impl pb::provider_server::Provider for ProviderService {
                 s.block.merge_write_only(&mut planned, &config);
             }
             let ctx = self.provider.context();
+            // The intent is on disk before any cloud sees the change, or the change does not start.
+            let pending = match ctx.audit.as_deref() {
+                None => None,
+                Some(trail) => {
+                    let subject = crate::audit::Subject {
+                        front_end: "terraform",
+                        requester: None,
+                        resource_type: req.type_name.clone(),
+                        action: if planned.is_null() {
+                            "delete"
+                        } else if prior.is_null() {
+                            "create"
+                        } else {
+                            "update"
+                        },
+                        prior: prior.clone(),
+                        planned: planned.clone(),
+                    };
+                    match trail.begin(&s.block, subject) {
+                        Ok(p) => Some(p),
+                        Err(e) => return fail(req.prior_state, audit_refused(&e)),
+                    }
+                }
+            };
             let outcome = if planned.is_null() {
                 tracing::info!("deleting");
                 match crate::converge::delete(r.as_ref(), &ctx, &prior).await {
@@ -578,7 +610,18 @@ impl pb::provider_server::Provider for ProviderService {
                         e
                     })
             };
-            match outcome {
+            let unaudited = pending.and_then(|p| {
+                let (o, error, state) = match &outcome {
+                    Ok(v) => (crate::audit::Outcome::Succeeded, None, Some(v)),
+                    Err(e) => (
+                        crate::audit::Outcome::Failed,
+                        Some(e.error.to_string()),
+                        e.state.as_ref(),
+                    ),
+                };
+                p.finish(o, error, state).err()
+            });
+            let mut response = match outcome {
                 Ok(v) if !v.is_wholly_known() => fail(
                     req.prior_state,
                     Diagnostic::error(
@@ -608,7 +651,16 @@ impl pb::provider_server::Provider for ProviderService {
                     let state = state.or_else(|| convert::encode(&Value::Null, t).ok());
                     fail(state, e.error.to_diagnostic())
                 }
+            };
+            if let Some(e) = unaudited {
+                let w = Diagnostic::warning(
+                    "Audit result not written",
+                    format!("The change ended but its result record could not be written: {e}. The trail holds its intent; the next run closes it as interrupted."),
+                );
+                log_diags(&w.clone().into());
+                response.diagnostics.extend(one(w));
             }
+            response
         };
         // After a panic the outcome is unknown: keep the prior state, so nothing is forgotten;
         // the next refresh reads what exists.
@@ -638,10 +690,35 @@ impl pb::provider_server::Provider for ProviderService {
                     )
                 })?;
                 let ctx = self.provider.context();
-                let mut v = importer
-                    .import(&ctx, &req.id)
-                    .await
-                    .map_err(|e| e.to_diagnostic())?;
+                let pending = match ctx.audit.as_deref() {
+                    None => None,
+                    Some(trail) => {
+                        let subject = crate::audit::Subject {
+                            front_end: "terraform",
+                            requester: None,
+                            resource_type: req.type_name.clone(),
+                            action: "import",
+                            prior: Value::Null,
+                            planned: Value::object([("id", Value::string(req.id.clone()))]),
+                        };
+                        Some(
+                            trail
+                                .begin(&s.block, subject)
+                                .map_err(|e| audit_refused(&e))?,
+                        )
+                    }
+                };
+                let imported = importer.import(&ctx, &req.id).await;
+                if let Some(p) = pending {
+                    let (o, error) = match &imported {
+                        Ok(_) => (crate::audit::Outcome::Succeeded, None),
+                        Err(e) => (crate::audit::Outcome::Failed, Some(e.to_string())),
+                    };
+                    if let Err(e) = p.finish(o, error, imported.as_ref().ok()) {
+                        tracing::warn!(error = %e, "audit result not written");
+                    }
+                }
+                let mut v = imported.map_err(|e| e.to_diagnostic())?;
                 s.block.clear_write_only(&mut v);
                 convert::encode(&v, t)
             }

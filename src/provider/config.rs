@@ -46,6 +46,10 @@ pub fn schema() -> Schema {
     let gpu_quota = Block::new("A team's GPU quota: a create or grow of a GPU pool is refused before anything reaches a cloud when the GPUs the team's pools hold now plus the pool's maximum (nodes.max × GPUs per node) would exceed it.")
         .attr(Attribute::required("team", Type::String, "The team."))
         .attr(Attribute::required("max_gpus", Type::Number, "The most GPUs the team's pools may hold."));
+    let audit = Block::new("The audit trail: before every change paved writes an intent record (paved.dev/audit/v1, JSON Lines) and after it a result record with the same request_id, each fsynced. A change whose intent cannot be written fails before any cloud is touched. Without this block, PAVED_AUDIT_FILE turns the trail on.")
+        .attr(Attribute::optional("file", Type::String, "The JSON Lines file (created if missing, never truncated; rotated to FILE.1 … FILE.5 by size). Else PAVED_AUDIT_FILE."))
+        .attr(Attribute::optional("max_size_mb", Type::Number, "Size in MiB past which the file is rotated (default 100)."))
+        .attr(Attribute::optional("requester", Type::String, "On whose behalf changes are made (a person, a portal request), recorded in every record. Else PAVED_REQUESTER."));
     Schema::new(
         0,
         Block::new("paved: self-service golden paths for AI/ML teams.")
@@ -57,7 +61,8 @@ pub fn schema() -> Schema {
             .block("gpu_quota", Nesting::List, gpu_quota)
             .block("aws", Nesting::Single, aws)
             .block("gcp", Nesting::Single, gcp)
-            .block("kubernetes", Nesting::Single, kubernetes),
+            .block("kubernetes", Nesting::Single, kubernetes)
+            .block("audit", Nesting::Single, audit),
     )
 }
 
@@ -121,6 +126,27 @@ pub fn validate(config: &Value) -> Diagnostics {
     }
     team_limits(config, "budgets", "monthly_usd", false, &mut d);
     team_limits(config, "gpu_quota", "max_gpus", true, &mut d);
+    let audit = config.get("audit");
+    if audit
+        .get("file")
+        .as_str()
+        .is_some_and(|f| f.trim().is_empty())
+    {
+        d.attr_error(
+            AttrPath::attr("audit").then("file"),
+            "Empty audit file",
+            "Set audit.file to the path of a JSON Lines file, e.g. \"audit/paved.jsonl\", or leave the audit block out.",
+        );
+    }
+    if let Some(m) = audit.get("max_size_mb").as_f64() {
+        if !(m >= 1.0 && m.is_finite()) {
+            d.attr_error(
+                AttrPath::attr("audit").then("max_size_mb"),
+                "Invalid audit file size",
+                format!("max_size_mb is the size in MiB past which the file is rotated: 1 or more, not {m}."),
+            );
+        }
+    }
     if let Some(m) = config.get("price_overrides").entries() {
         for (k, v) in m {
             if v.as_f64().is_some_and(|p| p < 0.0) {
@@ -195,6 +221,28 @@ pub fn parse_gcp(config: &Value) -> GcpSettings {
         credentials: opt_str(g.get("credentials")),
         endpoint: opt_str(g.get("endpoint")),
     }
+}
+
+/// Reads the `audit` block, falling back to PAVED_AUDIT_FILE / PAVED_REQUESTER: None when no
+/// file is set.
+pub fn parse_audit(
+    config: &Value,
+    env: impl Fn(&str) -> Option<String>,
+) -> Option<crate::audit::Trail> {
+    let a = config.get("audit");
+    let file =
+        opt_str(a.get("file")).or_else(|| env("PAVED_AUDIT_FILE").filter(|f| !f.is_empty()))?;
+    let max = a
+        .get("max_size_mb")
+        .as_f64()
+        .map_or(crate::audit::DEFAULT_MAX_BYTES, |m| {
+            (m * 1024.0 * 1024.0) as u64
+        });
+    Some(crate::audit::Trail {
+        log: crate::audit::AuditLog::new(file, max),
+        requester: opt_str(a.get("requester"))
+            .or_else(|| env("PAVED_REQUESTER").filter(|r| !r.is_empty())),
+    })
 }
 
 /// Reads the `budgets` and `gpu_quota` blocks.
@@ -305,6 +353,49 @@ mod tests {
         c.set_attr("gpu_quota", Value::List(vec![block("ml", "max_gpus", 8.0)]));
         let l = parse_limits(&c);
         assert_eq!((l.monthly_usd["ml"], l.max_gpus["ml"]), (500.0, 8));
+    }
+
+    #[test]
+    fn the_audit_block_is_checked_and_falls_back_to_the_environment() {
+        let mut c = cfg(Value::Null);
+        assert!(parse_audit(&c, |_| None).is_none());
+        let env = |k: &str| match k {
+            "PAVED_AUDIT_FILE" => Some("/tmp/env.jsonl".to_string()),
+            "PAVED_REQUESTER" => Some("ci-job-7".to_string()),
+            _ => None,
+        };
+        let t = parse_audit(&c, env).unwrap();
+        assert_eq!(
+            (t.log.path().to_str(), t.requester.as_deref()),
+            (Some("/tmp/env.jsonl"), Some("ci-job-7"))
+        );
+        c.set_attr(
+            "audit",
+            Value::object([
+                ("file", Value::string(" ")),
+                ("max_size_mb", Value::float(0.5)),
+                ("requester", Value::string("alice")),
+            ]),
+        );
+        let paths: Vec<String> = validate(&c)
+            .iter()
+            .map(|d| d.path.as_ref().unwrap().to_string())
+            .collect();
+        assert_eq!(paths, ["audit.file", "audit.max_size_mb"]);
+        c.set_attr(
+            "audit",
+            Value::object([
+                ("file", Value::string("a.jsonl")),
+                ("max_size_mb", Value::Null),
+                ("requester", Value::string("alice")),
+            ]),
+        );
+        assert!(validate(&c).is_empty());
+        let t = parse_audit(&c, env).unwrap();
+        assert_eq!(
+            (t.log.path().to_str(), t.requester.as_deref()),
+            (Some("a.jsonl"), Some("alice"))
+        );
     }
 
     #[test]

@@ -94,9 +94,14 @@ impl Provider {
         let kube = Arc::new(crate::cloud::kube::KubeClient::new(config::parse_kube(
             config,
         )));
-        let ctx = Context::new(defaults, factory)
+        let mut ctx = Context::new(defaults, factory)
             .with_kube(kube)
             .with_gce(Arc::new(RestGceFactory::new(config::parse_gcp(config))));
+        let mut d = d;
+        if let Some(trail) = config::parse_audit(config, |k| std::env::var(k).ok()) {
+            close_interrupted(&trail, &mut d);
+            ctx = ctx.with_audit(Arc::new(trail));
+        }
         self.set_context(ctx);
         d
     }
@@ -114,5 +119,43 @@ impl Provider {
     /// StopProvider: cancels in-flight waits.
     pub fn stop(&self) {
         self.cancel.cancel();
+    }
+}
+
+/// Reports and closes the changes an earlier provider process began and never finished. An
+/// unwritable trail is only a warning here (plans stay possible); a change fails on it.
+fn close_interrupted(trail: &crate::audit::Trail, d: &mut Diagnostics) {
+    match trail.log.close_interrupted() {
+        Ok(closed) if closed.is_empty() => {}
+        Ok(closed) => {
+            let list: Vec<String> = closed
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} {} {} (request {}, started {})",
+                        r.action,
+                        r.resource_type,
+                        r.resource_id
+                            .as_deref()
+                            .or(r.name.as_deref())
+                            .unwrap_or("-"),
+                        r.request_id,
+                        r.time
+                    )
+                })
+                .collect();
+            d.push(crate::diag::Diagnostic::warning(
+                "Interrupted changes in the audit trail",
+                format!(
+                    "An earlier run ended before these changes finished: {}. Each is now closed with result \"interrupted\" in {}; this run's refresh reads what exists and adopts it.",
+                    list.join("; "),
+                    trail.log.path().display()
+                ),
+            ));
+        }
+        Err(e) => d.push(crate::diag::Diagnostic::warning(
+            "Audit trail not readable",
+            format!("{e}. Changes will fail until paved can write the trail."),
+        )),
     }
 }
