@@ -306,6 +306,41 @@ def test_pool_lifecycle_drift_and_delete(cluster, controller, ec2):
     assert pool_templates(ec2, pool_id) == []
 
 
+def test_audit_trail_one_intent_and_one_result_per_change(cluster, controller, ec2, tmp_path):
+    """The controller's --audit-file: a pool's create, resize and delete each leave one intent
+    and one result sharing a request id (a delete spans reconciles), valid under the published
+    schema, with the requester from the MR's paved.dev/requested-by annotation."""
+    import jsonschema
+    trail = tmp_path / "audit.jsonl"
+    controller("--audit-file", str(trail))
+    mr, name = f"cp-{RUN}-audited", f"cp-{RUN}-audited"
+    body = pool_mr(mr, name, desired=1, metadata={"annotations": {"paved.dev/requested-by": "alice@example.com"}})
+    kubectl_apply(cluster, [body])
+    obj = wait_ready(cluster, "gpucomputepool", mr, timeout=120)
+    pool_id = obj["metadata"]["annotations"]["crossplane.io/external-name"]
+    cluster.run("patch", "gpucomputepool", mr, "--type=merge", "-p", '{"spec":{"forProvider":{"nodes":{"desired":2}}}}')
+    wait_for("2 instances", lambda: len(pool_instances(ec2, pool_id)) == 2, timeout=60)
+    cluster.run("delete", "gpucomputepool", mr, "--wait=false")
+    wait_gone(cluster, "gpucomputepool", mr, timeout=120)
+    assert pool_instances(ec2, pool_id) == []
+
+    recs = [json.loads(line) for line in trail.read_text().splitlines()]
+    mine = [r for r in recs if r.get("name") == name or r.get("resource_id") == pool_id]
+    schema = json.loads((REPO / "docs" / "audit.schema.json").read_text())
+    by_id = {}
+    for r in mine:
+        jsonschema.validate(r, schema)
+        by_id.setdefault(r["request_id"], []).append(r)
+    assert [[x["phase"] for x in v] for v in by_id.values()] == [["intent", "result"]] * len(by_id), mine
+    assert [v[0]["action"] for v in by_id.values()] == ["create", "update", "delete"], mine
+    for intent, result in by_id.values():
+        assert result["result"] == "succeeded" and result["resource_id"] == pool_id, result
+        assert intent["front_end"] == "crossplane" and intent["requester"] == "alice@example.com"
+        assert intent["team"] == "recsys" and intent["resource_type"] == "paved_gpu_compute_pool"
+    assert [c["argument"] for c in list(by_id.values())[1][0]["changed"]] == ["nodes"]
+    assert "aws_secret_access_key" not in trail.read_text()
+
+
 def test_budget_exceeded_is_synced_false_and_creates_nothing(cluster, controller, ec2):
     """A ProviderConfig budget below the pool's maximum: Synced=False, reason BudgetExceeded,
     a Warning event, no EC2 object; raising the budget lets the same MR through."""

@@ -74,7 +74,8 @@ pub struct Record {
     pub team: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
-    /// `create`, `update`, `delete` or `import`.
+    /// `create`, `update`, `delete`, `import` or `rollback` (the controller's automatic
+    /// recovery of a failed change).
     pub action: String,
     #[serde(default)]
     pub changed: Vec<Change>,
@@ -127,6 +128,34 @@ impl Trail {
             started: std::time::Instant::now(),
         })
     }
+}
+
+impl Trail {
+    /// A change whose intent an earlier call wrote (a Crossplane delete spans reconciles):
+    /// the same request, timed from `started_unix_ms`.
+    pub fn resume(
+        &self,
+        block: &Block,
+        mut subject: Subject,
+        request_id: &str,
+        started_unix_ms: u64,
+    ) -> Pending<'_> {
+        subject.requester = subject.requester.or_else(|| self.requester.clone());
+        let ago = Duration::from_millis(unix_ms().saturating_sub(started_unix_ms));
+        let now = std::time::Instant::now();
+        Pending {
+            trail: self,
+            intent: subject.intent(block, request_id),
+            started: now.checked_sub(ago).unwrap_or(now),
+        }
+    }
+}
+
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl Pending<'_> {

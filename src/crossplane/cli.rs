@@ -18,7 +18,7 @@ use std::time::Duration;
 const USAGE: &str = "usage:
   terraform-provider-paved crossplane [--kubeconfig PATH] [--poll 60s] [--max-reconcile-rate N]
                                       [--leader-election] [--namespace-for-lease NS]
-                                      [--health-port PORT]
+                                      [--health-port PORT] [--audit-file PATH]
   terraform-provider-paved crossplane generate-crds [--out package/crds]
   terraform-provider-paved crossplane generate-rbac [--out package/rbac] [--namespace crossplane-system]";
 
@@ -31,6 +31,8 @@ pub struct Options {
     pub lease_namespace: String,
     /// Serve `/healthz` and `/readyz` on this port (see [`super::health`]).
     pub health_port: Option<u16>,
+    /// The audit trail's JSON Lines file (`--audit-file`, else PAVED_AUDIT_FILE).
+    pub audit_file: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -42,6 +44,7 @@ impl Default for Options {
             leader_election: false,
             lease_namespace: "crossplane-system".into(),
             health_port: None,
+            audit_file: None,
         }
     }
 }
@@ -99,6 +102,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 })?;
             }
             "--leader-election" => opts.leader_election = true,
+            "--audit-file" => opts.audit_file = Some(PathBuf::from(value("--audit-file")?)),
             "--namespace-for-lease" => opts.lease_namespace = value("--namespace-for-lease")?,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -377,13 +381,30 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
     if faults != Faults::default() {
         tracing::warn!(?faults, "fault injection is enabled (tests only)");
     }
-    let shared = Arc::new(Shared::new(
-        client,
-        recorder,
-        opts.poll,
-        opts.max_reconcile_rate,
-        faults,
-    ));
+    let mut shared = Shared::new(client, recorder, opts.poll, opts.max_reconcile_rate, faults);
+    let audit_file = opts.audit_file.clone().or_else(|| {
+        std::env::var_os("PAVED_AUDIT_FILE")
+            .filter(|f| !f.is_empty())
+            .map(PathBuf::from)
+    });
+    if let Some(f) = audit_file {
+        let trail = crate::audit::Trail {
+            log: crate::audit::AuditLog::new(f, crate::audit::DEFAULT_MAX_BYTES),
+            requester: None,
+        };
+        match trail.log.close_interrupted() {
+            Ok(closed) => {
+                for r in closed {
+                    tracing::warn!(request_id = %r.request_id, action = %r.action, resource = %r.resource_id.as_deref().or(r.name.as_deref()).unwrap_or("-"), "an earlier controller ended before this change finished; closed as interrupted (the next reconcile observes what exists)");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "audit trail not readable; changes fail until it is writable")
+            }
+        }
+        shared.audit = Some(Arc::new(trail));
+    }
+    let shared = Arc::new(shared);
     let concurrency = u16::try_from(opts.max_reconcile_rate).unwrap_or(u16::MAX);
     let mut tasks = tokio::task::JoinSet::new();
     let mut names = std::collections::HashMap::new();
@@ -534,7 +555,7 @@ mod tests {
     #[test]
     fn flags_parse() {
         assert_eq!(parse(&[]).unwrap(), Command::Run(Options::default()));
-        let Command::Run(o) = parse(&args("--kubeconfig /k --poll=5s --max-reconcile-rate 50 --leader-election --namespace-for-lease cp-x")).unwrap() else {
+        let Command::Run(o) = parse(&args("--kubeconfig /k --poll=5s --max-reconcile-rate 50 --leader-election --namespace-for-lease cp-x --audit-file /var/log/paved.jsonl")).unwrap() else {
             panic!("run expected");
         };
         assert_eq!(o.kubeconfig, Some(PathBuf::from("/k")));
@@ -542,6 +563,7 @@ mod tests {
         assert_eq!(o.max_reconcile_rate, 50);
         assert!(o.leader_election);
         assert_eq!(o.lease_namespace, "cp-x");
+        assert_eq!(o.audit_file, Some(PathBuf::from("/var/log/paved.jsonl")));
         assert_eq!(
             parse(&args("generate-crds --out x")).unwrap(),
             Command::GenerateCrds {

@@ -62,6 +62,12 @@ pub const FAILED_GENERATION: &str = "paved.dev/failed-generation";
 pub const FAILURE: &str = "paved.dev/failure";
 /// Field manager of every write the controller makes.
 pub const MANAGER: &str = "paved-crossplane";
+/// On whose behalf the managed resource exists (set by the claim's composition or portal),
+/// recorded in its audit records.
+pub const REQUESTED_BY: &str = "paved.dev/requested-by";
+/// The audit request of a delete in progress (`REQUEST_ID START_UNIX_MS`): a delete spans
+/// reconciles, and its intent and result must share one request.
+pub const AUDIT_DELETE: &str = "paved.dev/audit-delete-request";
 /// Type of the connection secrets (the one Crossplane uses).
 const CONNECTION_SECRET_TYPE: &str = "connection.crossplane.io/v1alpha1";
 
@@ -188,6 +194,8 @@ pub struct Shared {
     pub stats: Stats,
     pub limiter: RateLimiter,
     pub faults: Faults,
+    /// The audit trail (`--audit-file`); None: changes are not recorded.
+    pub audit: Option<Arc<crate::audit::Trail>>,
     /// Hash of the last connection secret written per managed resource (by UID): a secret is
     /// only written when its content changes, not on every poll.
     published: Mutex<HashMap<String, u64>>,
@@ -211,6 +219,7 @@ impl Shared {
             limiter: RateLimiter::new(rate),
             faults,
             published: Mutex::new(HashMap::new()),
+            audit: None,
         }
     }
 }
@@ -253,8 +262,27 @@ pub enum Error {
     Panicked(String),
     #[error("generation {generation} of the spec failed and was rolled back, so it is not applied again: {why}. Change spec.forProvider to retry")]
     FailedGeneration { generation: i64, why: String },
+    /// The intent record could not be written; nothing was sent to the cloud.
+    #[error("{0}. Nothing was changed: paved records every change before it starts; make the controller's --audit-file writable")]
+    Audit(#[source] crate::audit::AuditError),
     #[error("external resource does not exist, and the management policies do not allow creating it (set {EXTERNAL_NAME} to an existing object, or add Create)")]
     Missing,
+}
+
+/// Writes the result of an audited change. The change has happened either way, so a trail
+/// that fails now is logged, not turned into a failed reconcile.
+fn audit_end(
+    pending: Option<crate::audit::Pending<'_>>,
+    outcome: Result<&Value, (String, Option<&Value>)>,
+) {
+    let Some(p) = pending else { return };
+    let (o, error, state) = match outcome {
+        Ok(v) => (crate::audit::Outcome::Succeeded, None, Some(v)),
+        Err((e, st)) => (crate::audit::Outcome::Failed, Some(e), st),
+    };
+    if let Err(e) = p.finish(o, error, state) {
+        tracing::warn!(error = %e, "audit result not written");
+    }
 }
 
 fn kerr(action: &'static str) -> impl FnOnce(kube::Error) -> Error {
@@ -550,6 +578,10 @@ impl<'a> Reconcile<'a> {
             }
             Err(e) => return Err(e.into()),
         };
+        let ctx = match &self.cx.shared.audit {
+            Some(t) => ctx.with_audit(t.clone()),
+            None => ctx,
+        };
         if !deleting {
             self.ensure_finalizer().await?;
         }
@@ -792,7 +824,16 @@ impl<'a> Reconcile<'a> {
         generation: i64,
     ) -> Result<Option<Result<Action, Error>>, Error> {
         let r = self.cx.kind.resource.as_ref();
-        let recovery = match r.recover(ctx, state, detail).await {
+        let pending = self.audit_begin(ctx, "rollback", state, state).await?;
+        let recovered = r.recover(ctx, state, detail).await;
+        audit_end(
+            pending,
+            recovered
+                .as_ref()
+                .map(|_| state)
+                .map_err(|e| (e.error.report(), e.state.as_ref())),
+        );
+        let recovery = match recovered {
             Ok(x) => x,
             Err(e) => {
                 self.event(
@@ -862,11 +903,21 @@ impl<'a> Reconcile<'a> {
             "creating external resource"
         );
         self.write_status_now(conditions::creating()).await;
+        let pending = self
+            .audit_begin(ctx, "create", &Value::Null, &planned)
+            .await?;
         if let Some(d) = self.cx.shared.faults.before_create {
             tracing::warn!(delay = ?d, "fault injection: pausing before create");
             tokio::time::sleep(d).await;
         }
-        match r.create(ctx, &planned).await {
+        let created = r.create(ctx, &planned).await;
+        audit_end(
+            pending,
+            created
+                .as_ref()
+                .map_err(|e| (e.error.report(), e.state.as_ref())),
+        );
+        match created {
             Ok(state) => {
                 if let Some(d) = self.cx.shared.faults.after_create {
                     tracing::warn!(delay = ?d, "fault injection: pausing after create");
@@ -959,8 +1010,16 @@ impl<'a> Reconcile<'a> {
         if let Err(e) = crate::budget::admit(r, ctx, Some(prior), &d.planned).await {
             return Err(self.refused(e, "update").await);
         }
+        let pending = self.audit_begin(ctx, "update", prior, &d.planned).await?;
         tracing::info!(%changed, "updating drifted external resource");
-        match r.update(ctx, prior, &d.planned).await {
+        let updated = r.update(ctx, prior, &d.planned).await;
+        audit_end(
+            pending,
+            updated
+                .as_ref()
+                .map_err(|e| (e.error.report(), e.state.as_ref())),
+        );
+        match updated {
             Ok(state) => {
                 self.cx.shared.stats.updates.fetch_add(1, Ordering::Relaxed);
                 if let Some(kept) = convert::encode_state(&kind.schema.block, &state) {
@@ -1000,8 +1059,20 @@ impl<'a> Reconcile<'a> {
     async fn delete(&mut self, ctx: &Context, state: &Value) -> Result<Action, Error> {
         let r = self.cx.kind.resource.as_ref();
         self.write_status_now(conditions::deleting()).await;
+        let pending = self.audit_delete(ctx, state).await?;
         tracing::info!("deleting external resource");
-        match r.delete(ctx, state).await {
+        let deleted = r.delete(ctx, state).await;
+        match &deleted {
+            Ok(Deletion::InProgress(_)) => {}
+            Ok(Deletion::Gone) => audit_end(pending, Ok(state)),
+            Err(e) => {
+                audit_end(pending, Err((e.report(), None)));
+                // The next attempt is a request of its own.
+                self.record_annotations(json!({ AUDIT_DELETE: null }))
+                    .await?;
+            }
+        }
+        match deleted {
             Ok(Deletion::InProgress(left)) => {
                 // Observed again shortly; the finalizer stays until nothing is left.
                 self.ready = Some(conditions::in_progress("Deleting", &left));
@@ -1034,6 +1105,82 @@ impl<'a> Reconcile<'a> {
                 Err(Error::Delete(e))
             }
         }
+    }
+
+    fn audit_subject(
+        &self,
+        action: &'static str,
+        prior: &Value,
+        planned: &Value,
+    ) -> crate::audit::Subject {
+        crate::audit::Subject {
+            front_end: "crossplane",
+            requester: self.annotation(REQUESTED_BY).map(String::from),
+            resource_type: self.cx.kind.resource.type_name().into(),
+            action,
+            prior: prior.clone(),
+            planned: planned.clone(),
+        }
+    }
+
+    /// Writes the intent of a change; a trail that cannot take it stops the change here, with
+    /// a Warning event, before the cloud is touched.
+    async fn audit_begin<'c>(
+        &mut self,
+        ctx: &'c Context,
+        action: &'static str,
+        prior: &Value,
+        planned: &Value,
+    ) -> Result<Option<crate::audit::Pending<'c>>, Error> {
+        let Some(trail) = ctx.audit.as_deref() else {
+            return Ok(None);
+        };
+        let subject = self.audit_subject(action, prior, planned);
+        match trail.begin(&self.cx.kind.schema.block, subject) {
+            Ok(p) => Ok(Some(p)),
+            Err(e) => {
+                self.event(EventType::Warning, "CannotWriteAuditRecord", e.to_string())
+                    .await;
+                Err(Error::Audit(e))
+            }
+        }
+    }
+
+    /// The intent of this delete: written on its first reconcile (its request recorded on the
+    /// object), resumed on the later ones, so one delete is one intent and one result.
+    async fn audit_delete<'c>(
+        &mut self,
+        ctx: &'c Context,
+        state: &Value,
+    ) -> Result<Option<crate::audit::Pending<'c>>, Error> {
+        let Some(trail) = ctx.audit.as_deref() else {
+            return Ok(None);
+        };
+        if let Some((rid, ms)) = self
+            .annotation(AUDIT_DELETE)
+            .and_then(|v| v.split_once(' '))
+            .and_then(|(r, m)| Some((r.to_string(), m.parse::<u64>().ok()?)))
+        {
+            let subject = self.audit_subject("delete", state, &Value::Null);
+            return Ok(Some(trail.resume(
+                &self.cx.kind.schema.block,
+                subject,
+                &rid,
+                ms,
+            )));
+        }
+        let pending = self.audit_begin(ctx, "delete", state, &Value::Null).await?;
+        let Some(p) = pending else { return Ok(None) };
+        let mark = format!("{} {}", p.request_id(), crate::audit::unix_ms());
+        if let Err(e) = self.record_annotations(json!({ AUDIT_DELETE: mark })).await {
+            // Not started: close the intent so it does not stay open.
+            audit_end(
+                Some(p),
+                Err((format!("the delete was not started: {e}"), None)),
+            );
+            return Err(e);
+        }
+        Ok(Some(p))
     }
 
     async fn late_initialize(&mut self, for_provider: &J, state: &Value) -> Result<(), Error> {
@@ -1510,6 +1657,10 @@ mod tests {
         }
 
         fn world(spec: J) -> World {
+            world_with(spec, None)
+        }
+
+        fn world_with(spec: J, audit: Option<Arc<crate::audit::Trail>>) -> World {
             let fake = FakeApi::new();
             fake.put(
                 "/apis/paved.dev/v1alpha1/providerconfigs/default",
@@ -1529,13 +1680,15 @@ mod tests {
                     instance: None,
                 },
             );
-            let shared = Arc::new(Shared::new(
+            let mut shared = Shared::new(
                 client,
                 recorder,
                 Duration::from_secs(60),
                 1000,
                 Faults::default(),
-            ));
+            );
+            shared.audit = audit;
+            let shared = Arc::new(shared);
             let widget = Arc::new(Widget::default());
             let cx = Arc::new(KindContext {
                 shared,
@@ -1735,6 +1888,83 @@ mod tests {
             w.reconcile().await.unwrap();
             assert_eq!(w.widget.calls(), ["read", "delete"]);
             assert!(w.fake.get(PATH).is_none(), "finalizer removed, object gone");
+        }
+
+        #[tokio::test]
+        async fn every_change_is_one_intent_and_one_result_and_a_dead_trail_stops_the_create() {
+            let dir =
+                std::env::temp_dir().join(format!("paved-rec-{}", crate::audit::request_id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let trail = |path: std::path::PathBuf| {
+                Arc::new(crate::audit::Trail {
+                    log: crate::audit::AuditLog::new(path, crate::audit::DEFAULT_MAX_BYTES),
+                    requester: None,
+                })
+            };
+            // A path through a file: the create stops before the widget is touched.
+            std::fs::write(dir.join("file"), "").unwrap();
+            let w = world_with(spec(1), Some(trail(dir.join("file").join("a.jsonl"))));
+            let e = w.reconcile().await.unwrap_err();
+            assert!(matches!(e, Error::Audit(_)), "{e}");
+            assert!(w.widget.calls().is_empty());
+            assert!(w
+                .fake
+                .event_reasons()
+                .contains(&"CannotWriteAuditRecord".to_string()));
+
+            let log = dir.join("audit.jsonl");
+            let w = world_with(spec(1), Some(trail(log.clone())));
+            w.fake.edit(PATH, |o| {
+                o["metadata"]["annotations"] = json!({REQUESTED_BY: "alice@example.com"});
+            });
+            w.reconcile().await.unwrap();
+            w.widget.set_ready(Readiness::Ready);
+            w.reconcile().await.unwrap();
+            w.set_size(2);
+            w.reconcile().await.unwrap();
+            w.widget.set_ready(Readiness::Failed {
+                summary: "Rollout failed".into(),
+                detail: "ProgressDeadlineExceeded".into(),
+            });
+            w.reconcile().await.unwrap_err();
+            w.widget.set_ready(Readiness::Ready);
+            w.fake.edit(PATH, |o| {
+                o["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+            });
+            w.reconcile().await.unwrap();
+            w.reconcile().await.unwrap();
+            assert!(w.fake.get(PATH).is_none());
+
+            let recs = crate::audit::AuditLog::new(&log, crate::audit::DEFAULT_MAX_BYTES)
+                .read_all()
+                .unwrap();
+            let mut by_request: Vec<(String, Vec<&crate::audit::Record>)> = vec![];
+            for r in &recs {
+                match by_request.iter_mut().find(|(id, _)| *id == r.request_id) {
+                    Some((_, v)) => v.push(r),
+                    None => by_request.push((r.request_id.clone(), vec![r])),
+                }
+            }
+            let actions: Vec<&str> = by_request
+                .iter()
+                .map(|(_, v)| v[0].action.as_str())
+                .collect();
+            assert_eq!(actions, ["create", "update", "rollback", "delete"]);
+            for (_, v) in &by_request {
+                let phases: Vec<_> = v.iter().map(|r| r.phase).collect();
+                assert_eq!(
+                    phases,
+                    [crate::audit::Phase::Intent, crate::audit::Phase::Result]
+                );
+                assert_eq!(v[1].result, Some(crate::audit::Outcome::Succeeded));
+                assert_eq!(v[0].front_end, "crossplane");
+                assert_eq!(v[0].requester.as_deref(), Some("alice@example.com"));
+                assert_eq!(v[1].resource_id.as_deref(), Some("w-one"));
+            }
+            let update = by_request[1].1[0];
+            assert_eq!(update.changed.len(), 1);
+            assert_eq!(update.changed[0].argument, "size");
+            assert_eq!(update.changed[0].value, Some(json!(2)));
         }
 
         #[tokio::test]
