@@ -174,7 +174,12 @@ def test_render(name, xp, target, crds, skeletons, tmp_path):
     got = xpcli.composed(docs)
     assert {n: (d["kind"], d["metadata"]["name"]) for n, d in got.items()} == case.expect
 
+    asked = {k: v for k, v in (xpcli.load_all(case.claim)[0]["metadata"].get("annotations") or {}).items()
+             if k.startswith("paved.dev/")}
+    assert "paved.dev/requested-by" in asked, "every example and template claim names its requester"
     for res, mr in got.items():
+        ann = mr["metadata"].get("annotations", {})
+        assert {k: ann.get(k) for k in asked} == asked, (res, ann)
         labels = mr["metadata"]["labels"]
         assert labels["backstage.io/kubernetes-id"] == case.component, res
         assert labels["paved.dev/team"] == case.team, res
@@ -260,6 +265,23 @@ def test_ids_flow_from_the_composed_resources_to_the_endpoint(xp, target, crds, 
     if not xpcli.crd_has_field(crds["ModelEndpoint"], "spec.forProvider.vectorDbId"):
         pytest.xfail("the ModelEndpoint CRD has no forProvider.vectorDbId yet (paved_model_endpoint.vector_db_id "
                      f"not merged): {pending}")
+
+
+def test_the_requester_reaches_every_composed_resource(xp, target, crds, tmp_path):
+    """The claim's paved.dev/requested-by, request-id and change-url (what a portal sets)
+    reach the XR and every composed managed resource, where the controller's audit records
+    read the requester from."""
+    claim = xpcli.load_all(ML_CASE.claim)[0]["metadata"]["annotations"]
+    asked = {k: v for k, v in claim.items() if k.startswith("paved.dev/")}
+    assert set(asked) == {"paved.dev/requested-by", "paved.dev/request-id", "paved.dev/change-url"}
+    xr = xp.claim_to_xr(ML_CASE, tmp_path)
+    assert {k: xr["metadata"].get("annotations", {}).get(k) for k in asked} == asked
+    _, docs = xp.render(ML_CASE, tmp_path, target)
+    got = xpcli.composed(docs)
+    assert set(got) == {"pool", "vector-db", "endpoint"}
+    for res, mr in got.items():
+        ann = mr["metadata"].get("annotations", {})
+        assert {k: ann.get(k) for k in asked} == asked, (res, ann)
 
 
 def test_vector_db_id_flows_into_the_feature_store(xp, target, crds, tmp_path):

@@ -107,6 +107,7 @@ def fill_skeleton(text: str, values: dict) -> str:
 # Sample answers to the Backstage template, after its `values:` expressions ran.
 BACKSTAGE_VALUES = {
     "skeleton": {
+        "requestedBy": "user:default/alice",
         "name": "churn-model", "component": "churn-model", "team": "growth", "owner": "group-growth",
         "ownerRef": "group:default/growth", "project": "retention", "namespace": "team-growth",
         "region": "us-west-2", "accelerator": "nvidia-l4", "gpusPerNode": 1, "minNodes": 0, "maxNodes": 2,
@@ -116,6 +117,7 @@ BACKSTAGE_VALUES = {
         "collection": "customers", "dimension": 1536, "distance": "dot",
     },
     "skeleton-feature-platform": {
+        "requestedBy": "user:default/alice",
         "name": "churn-model-features", "component": "churn-model", "team": "growth",
         "owner": "group-growth", "project": "retention", "namespace": "team-growth",
         "feastProject": "churn_model_features", "offlineStore": "s3://growth-features/offline",
