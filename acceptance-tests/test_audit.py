@@ -120,6 +120,8 @@ def test_every_change_has_one_intent_and_one_result(tmp_path, cli, ec2):
         assert result["resource_id"] == pool_id, result
         assert intent["front_end"] == "terraform" and intent["requester"] == "alice@example.com"
         assert intent["resource_type"] == "paved_gpu_compute_pool"
+        if intent["action"] != "import":  # changes check the credentials: the identity paved acts as
+            assert result["actor"]["aws"].startswith("arn:aws:"), result
     [create] = [rs[0] for rs in by_id.values() if rs[0]["action"] == "create"]
     assert (create["team"], create["project"], create["name"]) == (team, "audit", team)
     assert {"argument": "name", "value": team} in create["changed"]

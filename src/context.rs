@@ -86,6 +86,9 @@ pub struct Context {
     known: Arc<Mutex<HashMap<(String, String), Value>>>,
     /// The audit trail changes are recorded in (the provider's `audit` block).
     pub audit: Option<Arc<crate::audit::Trail>>,
+    /// The cloud identities paved has acted as, by cloud (`aws`: the caller ARN from the
+    /// credential check), for the audit records.
+    identities: Arc<Mutex<BTreeMap<String, String>>>,
 }
 
 impl Context {
@@ -99,7 +102,16 @@ impl Context {
             gce: None,
             known: Arc::new(Mutex::new(HashMap::new())),
             audit: None,
+            identities: Arc::new(Mutex::new(BTreeMap::new())),
         }
+    }
+
+    /// The cloud identities seen so far (see `identities`).
+    pub fn identities(&self) -> BTreeMap<String, String> {
+        self.identities
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn with_audit(mut self, audit: Arc<crate::audit::Trail>) -> Context {
@@ -184,7 +196,7 @@ impl Context {
             .unwrap_or_else(|e| e.into_inner())
             .contains(region);
         if !done && !factory.skip_credentials_validation() {
-            ec2.caller_identity().await.map_err(|e| ResourceError::Cloud {
+            let arn = ec2.caller_identity().await.map_err(|e| ResourceError::Cloud {
                 service: "STS",
                 operation: "GetCallerIdentity",
                 code: e.code,
@@ -195,6 +207,12 @@ impl Context {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(region.to_string());
+            if !arn.is_empty() {
+                self.identities
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert("aws".into(), arn);
+            }
         }
         Ok(ec2)
     }

@@ -189,6 +189,7 @@ mod tests {
     fn intent(pid: u32) -> Record {
         let mut r = Subject {
             front_end: "terraform",
+            actor: Default::default(),
             requester: None,
             resource_type: "paved_vector_db".into(),
             action: "create",

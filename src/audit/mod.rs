@@ -13,6 +13,7 @@ pub use file::{AuditLog, DEFAULT_MAX_BYTES};
 use crate::cty::Value;
 use crate::schema::Block;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub const SCHEMA: &str = "paved.dev/audit/v1";
@@ -61,6 +62,10 @@ pub struct Record {
     pub request_id: String,
     /// `terraform` (also OpenTofu) or `crossplane`.
     pub front_end: String,
+    /// The cloud identities paved acted as, by cloud (`aws`: the STS caller ARN), once known
+    /// (the first change of a process checks the credentials, so its intent may have none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub actor: BTreeMap<String, String>,
     /// On whose behalf: the provider's `audit.requester`, else `PAVED_REQUESTER`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requester: Option<String>,
@@ -95,6 +100,8 @@ pub struct Record {
 pub struct Subject {
     pub front_end: &'static str,
     pub requester: Option<String>,
+    /// The cloud identities known when the change starts ([`crate::context::Context::identities`]).
+    pub actor: BTreeMap<String, String>,
     pub resource_type: String,
     pub action: &'static str,
     /// The state the change starts from and the state it aims at (Null for create / delete).
@@ -170,10 +177,12 @@ impl Pending<'_> {
         outcome: Outcome,
         error: Option<String>,
         state: Option<&Value>,
+        actor: BTreeMap<String, String>,
     ) -> Result<(), AuditError> {
-        let r = self
+        let mut r = self
             .intent
             .result(outcome, error, state, self.started.elapsed());
+        r.actor.extend(actor);
         self.trail.log.append(&r)
     }
 }
@@ -240,6 +249,7 @@ impl Subject {
             phase: Phase::Intent,
             request_id: request_id.into(),
             front_end: self.front_end.into(),
+            actor: self.actor.clone(),
             requester: self.requester.clone(),
             resource_type: self.resource_type.clone(),
             resource_id: text(target.get("id")).or_else(|| text(self.prior.get("id"))),
@@ -404,6 +414,7 @@ mod tests {
     fn an_intent_and_its_result_share_the_request_id() {
         let s = Subject {
             front_end: "terraform",
+            actor: Default::default(),
             requester: Some("alice".into()),
             resource_type: "paved_vector_db".into(),
             action: "create",

@@ -135,7 +135,8 @@ impl Instance {
 /// an empty result.
 #[async_trait]
 pub trait Ec2Api: Send + Sync {
-    /// Checks the credentials once (STS GetCallerIdentity); returns the account ID.
+    /// Checks the credentials once (STS GetCallerIdentity); returns the caller's ARN (the
+    /// identity paved acts as, for the audit trail).
     async fn caller_identity(&self) -> Result<String, Ec2Error>;
     /// Creates a launch template; returns its ID.
     async fn create_launch_template(&self, spec: &LaunchTemplateSpec) -> Result<String, Ec2Error>;
@@ -341,7 +342,7 @@ impl Ec2Api for SdkEc2 {
                     .unwrap_or_else(|| e.to_string()),
             )
         })?;
-        Ok(out.account().unwrap_or_default().to_string())
+        Ok(out.arn().unwrap_or_default().to_string())
     }
 
     async fn create_launch_template(&self, spec: &LaunchTemplateSpec) -> Result<String, Ec2Error> {

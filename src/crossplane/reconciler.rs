@@ -272,6 +272,7 @@ pub enum Error {
 /// Writes the result of an audited change. The change has happened either way, so a trail
 /// that fails now is logged, not turned into a failed reconcile.
 fn audit_end(
+    ctx: &Context,
     pending: Option<crate::audit::Pending<'_>>,
     outcome: Result<&Value, (String, Option<&Value>)>,
 ) {
@@ -280,7 +281,7 @@ fn audit_end(
         Ok(v) => (crate::audit::Outcome::Succeeded, None, Some(v)),
         Err((e, st)) => (crate::audit::Outcome::Failed, Some(e), st),
     };
-    if let Err(e) = p.finish(o, error, state) {
+    if let Err(e) = p.finish(o, error, state, ctx.identities()) {
         tracing::warn!(error = %e, "audit result not written");
     }
 }
@@ -827,6 +828,7 @@ impl<'a> Reconcile<'a> {
         let pending = self.audit_begin(ctx, "rollback", state, state).await?;
         let recovered = r.recover(ctx, state, detail).await;
         audit_end(
+            ctx,
             pending,
             recovered
                 .as_ref()
@@ -912,6 +914,7 @@ impl<'a> Reconcile<'a> {
         }
         let created = r.create(ctx, &planned).await;
         audit_end(
+            ctx,
             pending,
             created
                 .as_ref()
@@ -1014,6 +1017,7 @@ impl<'a> Reconcile<'a> {
         tracing::info!(%changed, "updating drifted external resource");
         let updated = r.update(ctx, prior, &d.planned).await;
         audit_end(
+            ctx,
             pending,
             updated
                 .as_ref()
@@ -1064,9 +1068,9 @@ impl<'a> Reconcile<'a> {
         let deleted = r.delete(ctx, state).await;
         match &deleted {
             Ok(Deletion::InProgress(_)) => {}
-            Ok(Deletion::Gone) => audit_end(pending, Ok(state)),
+            Ok(Deletion::Gone) => audit_end(ctx, pending, Ok(state)),
             Err(e) => {
-                audit_end(pending, Err((e.report(), None)));
+                audit_end(ctx, pending, Err((e.report(), None)));
                 // The next attempt is a request of its own.
                 self.record_annotations(json!({ AUDIT_DELETE: null }))
                     .await?;
@@ -1109,12 +1113,14 @@ impl<'a> Reconcile<'a> {
 
     fn audit_subject(
         &self,
+        ctx: &Context,
         action: &'static str,
         prior: &Value,
         planned: &Value,
     ) -> crate::audit::Subject {
         crate::audit::Subject {
             front_end: "crossplane",
+            actor: ctx.identities(),
             requester: self.annotation(REQUESTED_BY).map(String::from),
             resource_type: self.cx.kind.resource.type_name().into(),
             action,
@@ -1135,7 +1141,7 @@ impl<'a> Reconcile<'a> {
         let Some(trail) = ctx.audit.as_deref() else {
             return Ok(None);
         };
-        let subject = self.audit_subject(action, prior, planned);
+        let subject = self.audit_subject(ctx, action, prior, planned);
         match trail.begin(&self.cx.kind.schema.block, subject) {
             Ok(p) => Ok(Some(p)),
             Err(e) => {
@@ -1161,7 +1167,7 @@ impl<'a> Reconcile<'a> {
             .and_then(|v| v.split_once(' '))
             .and_then(|(r, m)| Some((r.to_string(), m.parse::<u64>().ok()?)))
         {
-            let subject = self.audit_subject("delete", state, &Value::Null);
+            let subject = self.audit_subject(ctx, "delete", state, &Value::Null);
             return Ok(Some(trail.resume(
                 &self.cx.kind.schema.block,
                 subject,
@@ -1175,6 +1181,7 @@ impl<'a> Reconcile<'a> {
         if let Err(e) = self.record_annotations(json!({ AUDIT_DELETE: mark })).await {
             // Not started: close the intent so it does not stay open.
             audit_end(
+                ctx,
                 Some(p),
                 Err((format!("the delete was not started: {e}"), None)),
             );

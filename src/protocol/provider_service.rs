@@ -572,6 +572,7 @@ impl pb::provider_server::Provider for ProviderService {
                 Some(trail) => {
                     let subject = crate::audit::Subject {
                         front_end: "terraform",
+                        actor: ctx.identities(),
                         requester: None,
                         resource_type: req.type_name.clone(),
                         action: if planned.is_null() {
@@ -619,7 +620,7 @@ impl pb::provider_server::Provider for ProviderService {
                         e.state.as_ref(),
                     ),
                 };
-                p.finish(o, error, state).err()
+                p.finish(o, error, state, ctx.identities()).err()
             });
             let mut response = match outcome {
                 Ok(v) if !v.is_wholly_known() => fail(
@@ -695,6 +696,7 @@ impl pb::provider_server::Provider for ProviderService {
                     Some(trail) => {
                         let subject = crate::audit::Subject {
                             front_end: "terraform",
+                            actor: ctx.identities(),
                             requester: None,
                             resource_type: req.type_name.clone(),
                             action: "import",
@@ -714,7 +716,7 @@ impl pb::provider_server::Provider for ProviderService {
                         Ok(_) => (crate::audit::Outcome::Succeeded, None),
                         Err(e) => (crate::audit::Outcome::Failed, Some(e.to_string())),
                     };
-                    if let Err(e) = p.finish(o, error, imported.as_ref().ok()) {
+                    if let Err(e) = p.finish(o, error, imported.as_ref().ok(), ctx.identities()) {
                         tracing::warn!(error = %e, "audit result not written");
                     }
                 }
