@@ -19,6 +19,7 @@ pub mod functions;
 /// Harnesses of the cargo-fuzz targets in `fuzz/` (cargo-fuzz builds with `--cfg fuzzing`).
 #[cfg(any(fuzzing, test))]
 pub mod fuzz_logic;
+pub mod ids;
 pub mod logging;
 pub mod plan;
 pub mod protocol;

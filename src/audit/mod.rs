@@ -217,18 +217,7 @@ pub fn host() -> String {
 
 /// A random version-4 UUID.
 pub fn request_id() -> String {
-    let mut b: [u8; 16] = rand::random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let x = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &x[0..8],
-        &x[8..12],
-        &x[12..16],
-        &x[16..20],
-        &x[20..32]
-    )
+    crate::ids::uuid(rand::random(), 4)
 }
 
 fn text(v: &Value) -> Option<String> {

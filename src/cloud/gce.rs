@@ -167,17 +167,7 @@ pub fn request_id(pool_id: &str, operation: &str, content: &[&str]) -> String {
     let d = h.finalize();
     let mut b = [0u8; 16];
     b.copy_from_slice(&d[..16]);
-    b[6] = (b[6] & 0x0f) | 0x50;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let x = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &x[0..8],
-        &x[8..12],
-        &x[12..16],
-        &x[16..20],
-        &x[20..32]
-    )
+    crate::ids::uuid(b, 5)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

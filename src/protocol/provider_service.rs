@@ -127,6 +127,25 @@ fn diags(d: &Diagnostics) -> Vec<pb::Diagnostic> {
     convert::diagnostics(d)
 }
 
+/// What the audit trail records of a Terraform change before it starts.
+fn audit_subject(
+    ctx: &crate::context::Context,
+    type_name: &str,
+    action: &'static str,
+    prior: &Value,
+    planned: &Value,
+) -> crate::audit::Subject {
+    crate::audit::Subject {
+        front_end: "terraform",
+        actor: ctx.identities(),
+        requester: None,
+        resource_type: type_name.to_string(),
+        action,
+        prior: prior.clone(),
+        planned: planned.clone(),
+    }
+}
+
 /// The diagnostic of a change refused because its intent could not be recorded.
 fn audit_refused(e: &crate::audit::AuditError) -> Diagnostic {
     Diagnostic::error(
@@ -570,21 +589,14 @@ impl pb::provider_server::Provider for ProviderService {
             let pending = match ctx.audit.as_deref() {
                 None => None,
                 Some(trail) => {
-                    let subject = crate::audit::Subject {
-                        front_end: "terraform",
-                        actor: ctx.identities(),
-                        requester: None,
-                        resource_type: req.type_name.clone(),
-                        action: if planned.is_null() {
-                            "delete"
-                        } else if prior.is_null() {
-                            "create"
-                        } else {
-                            "update"
-                        },
-                        prior: prior.clone(),
-                        planned: planned.clone(),
+                    let action = if planned.is_null() {
+                        "delete"
+                    } else if prior.is_null() {
+                        "create"
+                    } else {
+                        "update"
                     };
+                    let subject = audit_subject(&ctx, &req.type_name, action, &prior, &planned);
                     match trail.begin(&s.block, subject) {
                         Ok(p) => Some(p),
                         Err(e) => return fail(req.prior_state, audit_refused(&e)),
@@ -694,15 +706,13 @@ impl pb::provider_server::Provider for ProviderService {
                 let pending = match ctx.audit.as_deref() {
                     None => None,
                     Some(trail) => {
-                        let subject = crate::audit::Subject {
-                            front_end: "terraform",
-                            actor: ctx.identities(),
-                            requester: None,
-                            resource_type: req.type_name.clone(),
-                            action: "import",
-                            prior: Value::Null,
-                            planned: Value::object([("id", Value::string(req.id.clone()))]),
-                        };
+                        let subject = audit_subject(
+                            &ctx,
+                            &req.type_name,
+                            "import",
+                            &Value::Null,
+                            &Value::object([("id", Value::string(req.id.clone()))]),
+                        );
                         Some(
                             trail
                                 .begin(&s.block, subject)
