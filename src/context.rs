@@ -86,6 +86,8 @@ pub struct Context {
     known: Arc<Mutex<HashMap<(String, String), Value>>>,
     /// The audit trail changes are recorded in (the provider's `audit` block).
     pub audit: Option<Arc<crate::audit::Trail>>,
+    /// Where OpenLineage events go (the provider's `lineage` block).
+    pub lineage: Option<Arc<crate::lineage::Emitter>>,
     /// The cloud identities paved has acted as, by cloud (`aws`: the caller ARN from the
     /// credential check), for the audit records.
     identities: Arc<Mutex<BTreeMap<String, String>>>,
@@ -102,20 +104,31 @@ impl Context {
             gce: None,
             known: Arc::new(Mutex::new(HashMap::new())),
             audit: None,
+            lineage: None,
             identities: Arc::new(Mutex::new(BTreeMap::new())),
         }
     }
 
     /// The cloud identities seen so far (see `identities`).
     pub fn identities(&self) -> BTreeMap<String, String> {
-        self.identities
+        let mut ids = self
+            .identities
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .clone();
+        if let Some(user) = self.kube.as_ref().and_then(|k| k.identity()) {
+            ids.insert("kubernetes".into(), user);
+        }
+        ids
     }
 
     pub fn with_audit(mut self, audit: Arc<crate::audit::Trail>) -> Context {
         self.audit = Some(audit);
+        self
+    }
+
+    pub fn with_lineage(mut self, lineage: Arc<crate::lineage::Emitter>) -> Context {
+        self.lineage = Some(lineage);
         self
     }
 

@@ -10,6 +10,7 @@ pub mod crossplane;
 pub mod cty;
 pub mod data_source;
 pub mod data_sources;
+pub mod delivery;
 pub mod diag;
 pub mod ephemeral;
 pub mod ephemeral_resources;
@@ -20,6 +21,7 @@ pub mod functions;
 #[cfg(any(fuzzing, test))]
 pub mod fuzz_logic;
 pub mod ids;
+pub mod lineage;
 pub mod logging;
 pub mod plan;
 pub mod protocol;

@@ -196,6 +196,15 @@ pub trait Resource: Send + Sync + 'static {
         None
     }
 
+    /// What a state of this resource is in lineage terms: an OpenLineage job with its input
+    /// datasets and environment ([`crate::lineage`]). When it returns Some, both front ends
+    /// emit a run (START, then COMPLETE or FAIL) around each create, update and rollback.
+    /// From the state alone, plus states `ctx` has seen (no cloud call). `None` (the default):
+    /// the resource is not a lineage job.
+    fn lineage(&self, _ctx: &Context, _v: &Value) -> Option<crate::lineage::Job> {
+        None
+    }
+
     fn validator(&self) -> Option<&dyn ValidateConfig> {
         None
     }

@@ -14,6 +14,7 @@ use crate::cty::Value;
 use crate::schema::Block;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const SCHEMA: &str = "paved.dev/audit/v1";
@@ -79,7 +80,8 @@ pub struct Record {
     pub team: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
-    /// `create`, `update`, `delete`, `import` or `rollback` (the controller's automatic
+    /// `create`, `update`, `drift_correct` (the controller restoring an unchanged spec),
+    /// `delete`, `import` (also the controller adopting an object) or `rollback` (the controller's automatic
     /// recovery of a failed change).
     pub action: String,
     #[serde(default)]
@@ -112,8 +114,11 @@ pub struct Subject {
 /// A configured trail: where records go and on whose behalf changes are made.
 #[derive(Debug)]
 pub struct Trail {
+    /// The JSON Lines file: the record of truth, written first.
     pub log: AuditLog,
     pub requester: Option<String>,
+    /// An HTTP collector (a SIEM) fed through a spool on disk, at least once.
+    pub http: Option<Arc<crate::delivery::HttpSink>>,
 }
 
 /// A change whose intent is on disk; [`Pending::finish`] writes its result.
@@ -124,11 +129,71 @@ pub struct Pending<'a> {
 }
 
 impl Trail {
+    pub fn new(log: AuditLog, requester: Option<String>) -> Trail {
+        Trail {
+            log,
+            requester,
+            http: None,
+        }
+    }
+
+    pub fn with_http(mut self, sink: Arc<crate::delivery::HttpSink>) -> Trail {
+        self.http = Some(sink);
+        self
+    }
+
+    /// Writes one record to every sink: the file, then the HTTP spool.
+    fn write(&self, r: &Record) -> Result<(), AuditError> {
+        self.log.append(r)?;
+        let Some(h) = &self.http else { return Ok(()) };
+        let line = serde_json::to_string(r).map_err(|e| AuditError {
+            path: h.spool().path().display().to_string(),
+            source: std::io::Error::other(e),
+        })?;
+        h.enqueue(&line).map_err(|source| AuditError {
+            path: h.spool().path().display().to_string(),
+            source,
+        })
+    }
+
+    /// Reports and closes the intents of processes that died before their result
+    /// ([`AuditLog::close_interrupted`]), sending the closing results to the HTTP sink too.
+    pub fn close_interrupted(&self) -> Result<Vec<Record>, AuditError> {
+        let closed = self.log.close_interrupted()?;
+        if let Some(h) = &self.http {
+            for r in &closed {
+                if let Ok(line) = serde_json::to_string(r) {
+                    h.enqueue(&line).map_err(|source| AuditError {
+                        path: h.spool().path().display().to_string(),
+                        source,
+                    })?;
+                }
+            }
+        }
+        Ok(closed)
+    }
+
     /// Writes the intent of a change. An error means the change must not start.
     pub fn begin(&self, block: &Block, mut subject: Subject) -> Result<Pending<'_>, AuditError> {
         subject.requester = subject.requester.or_else(|| self.requester.clone());
         let intent = subject.intent(block, &request_id());
-        self.log.append(&intent)?;
+        if let Err(e) = self.write(&intent) {
+            // The file may hold the intent while the spool refused it: close it there, so the
+            // refused change does not look interrupted.
+            if self
+                .log
+                .read_all()
+                .is_ok_and(|all| all.iter().any(|r| r.request_id == intent.request_id))
+            {
+                let _ = self.log.append(&intent.result(
+                    Outcome::Failed,
+                    Some(format!("not started: {e}")),
+                    None,
+                    Duration::ZERO,
+                ));
+            }
+            return Err(e);
+        }
         Ok(Pending {
             trail: self,
             intent,
@@ -170,20 +235,26 @@ impl Pending<'_> {
         &self.intent.request_id
     }
 
-    /// Writes the result. The change has happened either way: an error here is reported as a
-    /// warning by the caller, not as a failed change.
+    /// The intent record (for sinks that mirror it, such as Kubernetes Events).
+    pub fn intent(&self) -> &Record {
+        &self.intent
+    }
+
+    /// Writes the result and returns it with how writing it went. The change has happened
+    /// either way: an error here is reported as a warning by the caller, not as a failed change.
     pub fn finish(
         self,
         outcome: Outcome,
         error: Option<String>,
         state: Option<&Value>,
         actor: BTreeMap<String, String>,
-    ) -> Result<(), AuditError> {
+    ) -> (Record, Result<(), AuditError>) {
         let mut r = self
             .intent
             .result(outcome, error, state, self.started.elapsed());
         r.actor.extend(actor);
-        self.trail.log.append(&r)
+        let written = self.trail.write(&r);
+        (r, written)
     }
 }
 
@@ -257,6 +328,55 @@ impl Subject {
 }
 
 impl Record {
+    /// One line for a Kubernetes Event's note (at most 1 KiB, the Events API's limit): what,
+    /// on whose behalf, as whom, and how it ended.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{} {} {}",
+            match self.phase {
+                Phase::Intent => "intent:",
+                Phase::Result => "result:",
+            },
+            self.action,
+            self.resource_id
+                .as_deref()
+                .or(self.name.as_deref())
+                .unwrap_or("-")
+        );
+        if let Some(r) = &self.requester {
+            s += &format!(" requested by {r}");
+        }
+        if !self.actor.is_empty() {
+            let a: Vec<String> = self.actor.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            s += &format!(" as {}", a.join(","));
+        }
+        s += &format!("; request {}", self.request_id);
+        if !self.changed.is_empty() {
+            let c: Vec<&str> = self.changed.iter().map(|c| c.argument.as_str()).collect();
+            s += &format!("; changed {}", c.join(", "));
+        }
+        if let Some(o) = self.result {
+            let o = match o {
+                Outcome::Succeeded => "succeeded",
+                Outcome::Failed => "failed",
+                Outcome::Interrupted => "interrupted",
+            };
+            s += &format!("; {o} in {} ms", self.duration_ms.unwrap_or(0));
+        }
+        if let Some(e) = &self.error {
+            s += &format!(": {e}");
+        }
+        if s.len() > 1024 {
+            let mut cut = 1021;
+            while !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            s.truncate(cut);
+            s += "...";
+        }
+        s
+    }
+
     /// The result record closing this intent; `state` is what exists afterwards, if known.
     pub fn result(
         &self,

@@ -206,6 +206,66 @@ pub trait KubeApi: Send + Sync {
         resource_version: &str,
         timeout: Duration,
     ) -> Result<Option<Json>, KubeError>;
+
+    /// The user the API server authenticates this client as (from a SelfSubjectReview, once
+    /// a call has connected), for the audit records' actor. None until known, or for fakes.
+    fn identity(&self) -> Option<String> {
+        None
+    }
+}
+
+/// On whose behalf the change in progress runs, set by the front end around a verb: every
+/// object paved applies during it carries these annotations, so `kubectl get -o yaml` on
+/// anything paved made names who asked for it and the audit record of the change.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OnBehalf {
+    pub requested_by: Option<String>,
+    /// The portal's request (the claim's `paved.dev/request-id`).
+    pub request_id: Option<String>,
+    pub change_url: Option<String>,
+    /// The audit record's request id.
+    pub audit_request_id: Option<String>,
+}
+
+tokio::task_local! {
+    pub static ON_BEHALF: OnBehalf;
+}
+
+pub const REQUESTED_BY: &str = "paved.dev/requested-by";
+pub const REQUEST_ID: &str = "paved.dev/request-id";
+pub const CHANGE_URL: &str = "paved.dev/change-url";
+pub const AUDIT_REQUEST_ID: &str = "paved.dev/audit-request-id";
+
+impl OnBehalf {
+    pub fn is_empty(&self) -> bool {
+        *self == OnBehalf::default()
+    }
+
+    /// Adds the annotations to an object about to be applied.
+    pub fn stamp(&self, obj: &mut Json) {
+        let pairs = [
+            (REQUESTED_BY, &self.requested_by),
+            (REQUEST_ID, &self.request_id),
+            (CHANGE_URL, &self.change_url),
+            (AUDIT_REQUEST_ID, &self.audit_request_id),
+        ];
+        for (k, v) in pairs {
+            if let (Some(v), Some(meta)) = (v, obj.get_mut("metadata")) {
+                if !meta["annotations"].is_object() {
+                    meta["annotations"] = Json::Object(Default::default());
+                }
+                meta["annotations"][k] = Json::String(v.clone());
+            }
+        }
+    }
+
+    /// The annotations of the change running in this task, if the front end set them.
+    pub fn current() -> Option<OnBehalf> {
+        ON_BEHALF
+            .try_with(|b| b.clone())
+            .ok()
+            .filter(|b| !b.is_empty())
+    }
 }
 
 /// Provider-level Kubernetes settings (the provider's `kubernetes` block).
@@ -223,6 +283,8 @@ pub struct KubeSettings {
 pub struct KubeClient {
     settings: KubeSettings,
     client: tokio::sync::OnceCell<Result<kube::Client, KubeError>>,
+    /// Who the API server says this client is (SelfSubjectReview), asked once.
+    identity: tokio::sync::OnceCell<Option<String>>,
 }
 
 impl KubeClient {
@@ -230,6 +292,7 @@ impl KubeClient {
         KubeClient {
             settings,
             client: tokio::sync::OnceCell::new(),
+            identity: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -239,6 +302,7 @@ impl KubeClient {
         KubeClient {
             settings: KubeSettings::default(),
             client: tokio::sync::OnceCell::new_with(Some(Ok(client))),
+            identity: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -309,12 +373,36 @@ impl KubeClient {
 
     async fn api(&self, kind: Kind, ns: &str) -> Result<Api<DynamicObject>, KubeError> {
         let c = self.client().await?;
+        self.identity.get_or_init(|| who_am_i(c.clone())).await;
         let ar = kind.resource();
         Ok(if kind == Kind::Namespace || ns.is_empty() {
             Api::all_with(c, &ar)
         } else {
             Api::namespaced_with(c, ns, &ar)
         })
+    }
+}
+
+/// The authenticated user, from a SelfSubjectReview (GA in Kubernetes 1.28). Older clusters
+/// or a forbidden review leave the actor unnamed rather than failing the change.
+async fn who_am_i(c: kube::Client) -> Option<String> {
+    let body = serde_json::to_vec(&serde_json::json!({
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "SelfSubjectReview",
+    }))
+    .ok()?;
+    let req = http::Request::post("/apis/authentication.k8s.io/v1/selfsubjectreviews")
+        .header("content-type", "application/json")
+        .body(body)
+        .ok()?;
+    match c.request::<Json>(req).await {
+        Ok(r) => r["status"]["userInfo"]["username"]
+            .as_str()
+            .map(String::from),
+        Err(e) => {
+            tracing::debug!(error = %e, "SelfSubjectReview failed; the audit actor omits the Kubernetes user");
+            None
+        }
     }
 }
 
@@ -341,6 +429,10 @@ fn to_json(o: DynamicObject) -> Json {
 
 #[async_trait]
 impl KubeApi for KubeClient {
+    fn identity(&self) -> Option<String> {
+        self.identity.get().cloned().flatten()
+    }
+
     async fn apply(&self, kind: Kind, ns: &str, obj: &Json) -> Result<Json, KubeError> {
         let name = obj["metadata"]["name"]
             .as_str()
@@ -348,6 +440,16 @@ impl KubeApi for KubeClient {
             .to_string();
         let api = self.api(kind, ns).await?;
         let pp = PatchParams::apply(FIELD_MANAGER).force();
+        let stamped;
+        let obj = match OnBehalf::current() {
+            Some(b) => {
+                let mut o = obj.clone();
+                b.stamp(&mut o);
+                stamped = o;
+                &stamped
+            }
+            None => obj,
+        };
         api.patch(&name, &pp, &Patch::Apply(obj))
             .await
             .map(to_json)

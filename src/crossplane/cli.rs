@@ -18,7 +18,8 @@ use std::time::Duration;
 const USAGE: &str = "usage:
   terraform-provider-paved crossplane [--kubeconfig PATH] [--poll 60s] [--max-reconcile-rate N]
                                       [--leader-election] [--namespace-for-lease NS]
-                                      [--health-port PORT] [--audit-file PATH]
+                                      [--health-port PORT] [--audit-file PATH] [--audit-url URL]
+                                      [--lineage-url URL] [--lineage-file PATH] [--lineage-namespace NS]
   terraform-provider-paved crossplane generate-crds [--out package/crds]
   terraform-provider-paved crossplane generate-rbac [--out package/rbac] [--namespace crossplane-system]";
 
@@ -33,6 +34,12 @@ pub struct Options {
     pub health_port: Option<u16>,
     /// The audit trail's JSON Lines file (`--audit-file`, else PAVED_AUDIT_FILE).
     pub audit_file: Option<PathBuf>,
+    /// An HTTP collector the audit records are also shipped to (`--audit-url`, else
+    /// PAVED_AUDIT_URL), through a spool beside the audit file.
+    pub audit_url: Option<String>,
+    /// Where OpenLineage events go (`--lineage-url` / `--lineage-file`, else PAVED_LINEAGE_URL /
+    /// PAVED_LINEAGE_FILE) and the job namespace they use.
+    pub lineage: crate::lineage::Settings,
 }
 
 impl Default for Options {
@@ -45,6 +52,8 @@ impl Default for Options {
             lease_namespace: "crossplane-system".into(),
             health_port: None,
             audit_file: None,
+            audit_url: None,
+            lineage: Default::default(),
         }
     }
 }
@@ -103,6 +112,18 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             }
             "--leader-election" => opts.leader_election = true,
             "--audit-file" => opts.audit_file = Some(PathBuf::from(value("--audit-file")?)),
+            "--audit-url" => {
+                let v = value("--audit-url")?;
+                crate::delivery::check_url(&v).map_err(|e| format!("--audit-url {v:?}: {e}"))?;
+                opts.audit_url = Some(v);
+            }
+            "--lineage-url" => {
+                let v = value("--lineage-url")?;
+                crate::delivery::check_url(&v).map_err(|e| format!("--lineage-url {v:?}: {e}"))?;
+                opts.lineage.url = Some(v);
+            }
+            "--lineage-file" => opts.lineage.file = Some(PathBuf::from(value("--lineage-file")?)),
+            "--lineage-namespace" => opts.lineage.namespace = Some(value("--lineage-namespace")?),
             "--namespace-for-lease" => opts.lease_namespace = value("--namespace-for-lease")?,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -192,6 +213,9 @@ pub enum RunError {
     /// so the process exits non-zero and is restarted instead.
     #[error("the {task} controller task stopped unexpectedly: {why}")]
     TaskEnded { task: String, why: String },
+    /// A sink named by a flag or the environment cannot be set up.
+    #[error("{0}")]
+    Sink(String),
     #[error("cannot serve health probes on port {port}: {source}")]
     HealthPort {
         port: u16,
@@ -388,11 +412,32 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
             .map(PathBuf::from)
     });
     if let Some(f) = audit_file {
-        let trail = crate::audit::Trail {
-            log: crate::audit::AuditLog::new(f, crate::audit::DEFAULT_MAX_BYTES),
-            requester: None,
-        };
-        match trail.log.close_interrupted() {
+        let mut trail = crate::audit::Trail::new(
+            crate::audit::AuditLog::new(&f, crate::audit::DEFAULT_MAX_BYTES),
+            None,
+        );
+        let url = opts.audit_url.clone().or_else(|| {
+            std::env::var("PAVED_AUDIT_URL")
+                .ok()
+                .filter(|u| !u.is_empty())
+        });
+        if let Some(url) = url {
+            let headers = match std::env::var("PAVED_AUDIT_HEADERS") {
+                Ok(h) if !h.is_empty() => crate::delivery::headers_from_json(&h)
+                    .map_err(|e| RunError::Sink(format!("PAVED_AUDIT_HEADERS: {e}")))?,
+                _ => vec![],
+            };
+            let sink = crate::delivery::HttpSink::new(
+                &url,
+                crate::delivery::beside(&f, ".spool"),
+                headers,
+                crate::delivery::Framing::JsonLines,
+            )
+            .map_err(|e| RunError::Sink(e.to_string()))?;
+            sink.start();
+            trail = trail.with_http(sink);
+        }
+        match trail.close_interrupted() {
             Ok(closed) => {
                 for r in closed {
                     tracing::warn!(request_id = %r.request_id, action = %r.action, resource = %r.resource_id.as_deref().or(r.name.as_deref()).unwrap_or("-"), "an earlier controller ended before this change finished; closed as interrupted (the next reconcile observes what exists)");
@@ -404,6 +449,20 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
         }
         shared.audit = Some(Arc::new(trail));
     }
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let mut lineage = opts.lineage.clone();
+    lineage.url = lineage.url.or_else(|| env("PAVED_LINEAGE_URL"));
+    lineage.file = lineage
+        .file
+        .or_else(|| env("PAVED_LINEAGE_FILE").map(PathBuf::from));
+    lineage.namespace = lineage.namespace.or_else(|| env("PAVED_LINEAGE_NAMESPACE"));
+    let headers = match env("PAVED_LINEAGE_HEADERS") {
+        Some(h) => crate::delivery::headers_from_json(&h)
+            .map_err(|e| RunError::Sink(format!("PAVED_LINEAGE_HEADERS: {e}")))?,
+        None => vec![],
+    };
+    shared.lineage = crate::lineage::Emitter::new(&lineage, headers)
+        .map_err(|e| RunError::Sink(e.to_string()))?;
     let shared = Arc::new(shared);
     let concurrency = u16::try_from(opts.max_reconcile_rate).unwrap_or(u16::MAX);
     let mut tasks = tokio::task::JoinSet::new();

@@ -196,6 +196,8 @@ pub struct Shared {
     pub faults: Faults,
     /// The audit trail (`--audit-file`); None: changes are not recorded.
     pub audit: Option<Arc<crate::audit::Trail>>,
+    /// Where OpenLineage events go (`--lineage-url`, `--lineage-file`).
+    pub lineage: Option<Arc<crate::lineage::Emitter>>,
     /// Hash of the last connection secret written per managed resource (by UID): a secret is
     /// only written when its content changes, not on every poll.
     published: Mutex<HashMap<String, u64>>,
@@ -220,6 +222,7 @@ impl Shared {
             faults,
             published: Mutex::new(HashMap::new()),
             audit: None,
+            lineage: None,
         }
     }
 }
@@ -269,21 +272,12 @@ pub enum Error {
     Missing,
 }
 
-/// Writes the result of an audited change. The change has happened either way, so a trail
-/// that fails now is logged, not turned into a failed reconcile.
-fn audit_end(
-    ctx: &Context,
-    pending: Option<crate::audit::Pending<'_>>,
-    outcome: Result<&Value, (String, Option<&Value>)>,
-) {
-    let Some(p) = pending else { return };
-    let (o, error, state) = match outcome {
-        Ok(v) => (crate::audit::Outcome::Succeeded, None, Some(v)),
-        Err((e, st)) => (crate::audit::Outcome::Failed, Some(e), st),
-    };
-    if let Err(e) = p.finish(o, error, state, ctx.identities()) {
-        tracing::warn!(error = %e, "audit result not written");
-    }
+/// A change in flight: its audit intent (when the trail is on) and its lineage run (when the
+/// resource is a lineage job and lineage is on).
+#[derive(Default)]
+struct Tracked<'c> {
+    audit: Option<crate::audit::Pending<'c>>,
+    run: Option<crate::lineage::Run>,
 }
 
 fn kerr(action: &'static str) -> impl FnOnce(kube::Error) -> Error {
@@ -429,11 +423,18 @@ impl<'a> Reconcile<'a> {
     }
 
     async fn event(&self, type_: EventType, reason: &str, note: String) {
+        self.event_as(type_, reason, reason.to_string(), note).await
+    }
+
+    /// An Event with its own `action`: the recorder folds Events that share type, reason and
+    /// action into one series (keeping the first note), so each audit record names its
+    /// request in the action to stay an Event of its own.
+    async fn event_as(&self, type_: EventType, reason: &str, action: String, note: String) {
         let ev = Event {
             type_,
             reason: reason.to_string(),
             note: Some(note),
-            action: reason.to_string(),
+            action,
             secondary: None,
         };
         let reference = self.obj.object_ref(&self.cx.kind.ar);
@@ -581,6 +582,10 @@ impl<'a> Reconcile<'a> {
         };
         let ctx = match &self.cx.shared.audit {
             Some(t) => ctx.with_audit(t.clone()),
+            None => ctx,
+        };
+        let ctx = match &self.cx.shared.lineage {
+            Some(l) => ctx.with_lineage(l.clone()),
             None => ctx,
         };
         if !deleting {
@@ -734,8 +739,11 @@ impl<'a> Reconcile<'a> {
                 if self.create_incomplete() {
                     // A create interrupted before it was confirmed made this: adopt it.
                     tracing::info!("adopting the external resource of an unconfirmed create");
+                    let id = Value::object([("id", state.get("id").clone())]);
+                    let adopted = self.audit_begin(&ctx, "import", &Value::Null, &id).await?;
                     self.record_annotations(json!({ CREATE_SUCCEEDED: conditions::now_rfc3339() }))
                         .await?;
+                    self.audit_end(&ctx, adopted, Ok(&state)).await;
                 }
                 if up_to_date && !deleting && policies.can(policy::ManagementAction::LateInitialize)
                 {
@@ -825,16 +833,20 @@ impl<'a> Reconcile<'a> {
         generation: i64,
     ) -> Result<Option<Result<Action, Error>>, Error> {
         let r = self.cx.kind.resource.as_ref();
-        let pending = self.audit_begin(ctx, "rollback", state, state).await?;
-        let recovered = r.recover(ctx, state, detail).await;
-        audit_end(
+        let mut pending = self.audit_begin(ctx, "rollback", state, state).await?;
+        pending.run = pending.run.map(|r| r.with_cause(detail));
+        let recovered = crate::cloud::kube::ON_BEHALF
+            .scope(self.on_behalf(&pending), r.recover(ctx, state, detail))
+            .await;
+        self.audit_end(
             ctx,
             pending,
             recovered
                 .as_ref()
                 .map(|_| state)
                 .map_err(|e| (e.error.report(), e.state.as_ref())),
-        );
+        )
+        .await;
         let recovery = match recovered {
             Ok(x) => x,
             Err(e) => {
@@ -912,14 +924,17 @@ impl<'a> Reconcile<'a> {
             tracing::warn!(delay = ?d, "fault injection: pausing before create");
             tokio::time::sleep(d).await;
         }
-        let created = r.create(ctx, &planned).await;
-        audit_end(
+        let created = crate::cloud::kube::ON_BEHALF
+            .scope(self.on_behalf(&pending), r.create(ctx, &planned))
+            .await;
+        self.audit_end(
             ctx,
             pending,
             created
                 .as_ref()
                 .map_err(|e| (e.error.report(), e.state.as_ref())),
-        );
+        )
+        .await;
         match created {
             Ok(state) => {
                 if let Some(d) = self.cx.shared.faults.after_create {
@@ -1013,16 +1028,25 @@ impl<'a> Reconcile<'a> {
         if let Err(e) = crate::budget::admit(r, ctx, Some(prior), &d.planned).await {
             return Err(self.refused(e, "update").await);
         }
-        let pending = self.audit_begin(ctx, "update", prior, &d.planned).await?;
+        // The spec this generation asks for was already applied: the cloud drifted from it.
+        let action = if self.generation_synced() {
+            "drift_correct"
+        } else {
+            "update"
+        };
+        let pending = self.audit_begin(ctx, action, prior, &d.planned).await?;
         tracing::info!(%changed, "updating drifted external resource");
-        let updated = r.update(ctx, prior, &d.planned).await;
-        audit_end(
+        let updated = crate::cloud::kube::ON_BEHALF
+            .scope(self.on_behalf(&pending), r.update(ctx, prior, &d.planned))
+            .await;
+        self.audit_end(
             ctx,
             pending,
             updated
                 .as_ref()
                 .map_err(|e| (e.error.report(), e.state.as_ref())),
-        );
+        )
+        .await;
         match updated {
             Ok(state) => {
                 self.cx.shared.stats.updates.fetch_add(1, Ordering::Relaxed);
@@ -1068,9 +1092,9 @@ impl<'a> Reconcile<'a> {
         let deleted = r.delete(ctx, state).await;
         match &deleted {
             Ok(Deletion::InProgress(_)) => {}
-            Ok(Deletion::Gone) => audit_end(ctx, pending, Ok(state)),
+            Ok(Deletion::Gone) => self.audit_end(ctx, pending, Ok(state)).await,
             Err(e) => {
-                audit_end(ctx, pending, Err((e.report(), None)));
+                self.audit_end(ctx, pending, Err((e.report(), None))).await;
                 // The next attempt is a request of its own.
                 self.record_annotations(json!({ AUDIT_DELETE: null }))
                     .await?;
@@ -1111,6 +1135,33 @@ impl<'a> Reconcile<'a> {
         }
     }
 
+    /// The claim's requester annotations (copied to the MR by the Compositions) and the audit
+    /// request, for every object the change applies.
+    fn on_behalf(&self, t: &Tracked<'_>) -> crate::cloud::kube::OnBehalf {
+        use crate::cloud::kube as k;
+        crate::cloud::kube::OnBehalf {
+            requested_by: self.annotation(k::REQUESTED_BY).map(String::from),
+            request_id: self.annotation(k::REQUEST_ID).map(String::from),
+            change_url: self.annotation(k::CHANGE_URL).map(String::from),
+            audit_request_id: t.audit.as_ref().map(|p| p.request_id().to_string()),
+        }
+    }
+
+    /// Whether the last successful sync was of this generation (Synced=True observed at it).
+    fn generation_synced(&self) -> bool {
+        let g = self.obj.metadata.generation;
+        self.obj.data["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| {
+                c["type"] == "Synced"
+                    && c["status"] == "True"
+                    && c["observedGeneration"].as_i64() == g
+                    && g.is_some()
+            })
+    }
+
     fn audit_subject(
         &self,
         ctx: &Context,
@@ -1137,19 +1188,84 @@ impl<'a> Reconcile<'a> {
         action: &'static str,
         prior: &Value,
         planned: &Value,
-    ) -> Result<Option<crate::audit::Pending<'c>>, Error> {
-        let Some(trail) = ctx.audit.as_deref() else {
-            return Ok(None);
-        };
-        let subject = self.audit_subject(ctx, action, prior, planned);
-        match trail.begin(&self.cx.kind.schema.block, subject) {
-            Ok(p) => Ok(Some(p)),
-            Err(e) => {
-                self.event(EventType::Warning, "CannotWriteAuditRecord", e.to_string())
-                    .await;
-                Err(Error::Audit(e))
+    ) -> Result<Tracked<'c>, Error> {
+        let mut t = Tracked::default();
+        if let Some(trail) = ctx.audit.as_deref() {
+            let subject = self.audit_subject(ctx, action, prior, planned);
+            match trail.begin(&self.cx.kind.schema.block, subject) {
+                Ok(p) => {
+                    // The Event mirrors the record for `kubectl describe`; the file is the
+                    // record of truth (Events expire and are deduplicated).
+                    let i = p.intent();
+                    let action = format!("{} {}", i.action, i.request_id);
+                    self.event_as(EventType::Normal, "AuditIntent", action, i.summary())
+                        .await;
+                    t.audit = Some(p);
+                }
+                Err(e) => {
+                    self.event(EventType::Warning, "CannotWriteAuditRecord", e.to_string())
+                        .await;
+                    return Err(Error::Audit(e));
+                }
             }
         }
+        t.run = self.lineage_start(
+            ctx,
+            action,
+            t.audit.as_ref(),
+            if planned.is_null() { prior } else { planned },
+        );
+        Ok(t)
+    }
+
+    /// The START of the lineage run of a create, update or rollback of a lineage job.
+    fn lineage_start(
+        &self,
+        ctx: &Context,
+        action: &str,
+        audit: Option<&crate::audit::Pending<'_>>,
+        target: &Value,
+    ) -> Option<crate::lineage::Run> {
+        let emitter = ctx.lineage.as_ref()?;
+        if !matches!(action, "create" | "update" | "drift_correct" | "rollback") {
+            return None;
+        }
+        let job = self.cx.kind.resource.lineage(ctx, target)?;
+        let id = audit.map_or_else(crate::audit::request_id, |p| p.request_id().to_string());
+        Some(emitter.start(job, &id, action, self.annotation(REQUESTED_BY)))
+    }
+
+    /// Writes the result of a change (and its Event) and ends its lineage run. The change has
+    /// happened either way, so a trail that fails now is logged, not a failed reconcile.
+    async fn audit_end(
+        &self,
+        ctx: &Context,
+        t: Tracked<'_>,
+        outcome: Result<&Value, (String, Option<&Value>)>,
+    ) {
+        if let Some(run) = t.run {
+            run.finish(match &outcome {
+                Ok(v) => Ok(self.cx.kind.resource.lineage(ctx, v)),
+                Err((e, _)) => Err(e.as_str()),
+            });
+        }
+        let Some(p) = t.audit else { return };
+        let (o, error, state) = match outcome {
+            Ok(v) => (crate::audit::Outcome::Succeeded, None, Some(v)),
+            Err((e, st)) => (crate::audit::Outcome::Failed, Some(e), st),
+        };
+        let (record, written) = p.finish(o, error, state, ctx.identities());
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "audit result not written");
+        }
+        let kind = if o == crate::audit::Outcome::Succeeded {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        let action = format!("{} {}", record.action, record.request_id);
+        self.event_as(kind, "AuditResult", action, record.summary())
+            .await;
     }
 
     /// The intent of this delete: written on its first reconcile (its request recorded on the
@@ -1158,9 +1274,9 @@ impl<'a> Reconcile<'a> {
         &mut self,
         ctx: &'c Context,
         state: &Value,
-    ) -> Result<Option<crate::audit::Pending<'c>>, Error> {
+    ) -> Result<Tracked<'c>, Error> {
         let Some(trail) = ctx.audit.as_deref() else {
-            return Ok(None);
+            return Ok(Tracked::default());
         };
         if let Some((rid, ms)) = self
             .annotation(AUDIT_DELETE)
@@ -1168,26 +1284,27 @@ impl<'a> Reconcile<'a> {
             .and_then(|(r, m)| Some((r.to_string(), m.parse::<u64>().ok()?)))
         {
             let subject = self.audit_subject(ctx, "delete", state, &Value::Null);
-            return Ok(Some(trail.resume(
-                &self.cx.kind.schema.block,
-                subject,
-                &rid,
-                ms,
-            )));
+            return Ok(Tracked {
+                audit: Some(trail.resume(&self.cx.kind.schema.block, subject, &rid, ms)),
+                run: None,
+            });
         }
         let pending = self.audit_begin(ctx, "delete", state, &Value::Null).await?;
-        let Some(p) = pending else { return Ok(None) };
+        let Some(p) = &pending.audit else {
+            return Ok(pending);
+        };
         let mark = format!("{} {}", p.request_id(), crate::audit::unix_ms());
         if let Err(e) = self.record_annotations(json!({ AUDIT_DELETE: mark })).await {
             // Not started: close the intent so it does not stay open.
-            audit_end(
+            self.audit_end(
                 ctx,
-                Some(p),
+                pending,
                 Err((format!("the delete was not started: {e}"), None)),
-            );
+            )
+            .await;
             return Err(e);
         }
-        Ok(Some(p))
+        Ok(pending)
     }
 
     async fn late_initialize(&mut self, for_provider: &J, state: &Value) -> Result<(), Error> {
@@ -1903,10 +2020,10 @@ mod tests {
                 std::env::temp_dir().join(format!("paved-rec-{}", crate::audit::request_id()));
             std::fs::create_dir_all(&dir).unwrap();
             let trail = |path: std::path::PathBuf| {
-                Arc::new(crate::audit::Trail {
-                    log: crate::audit::AuditLog::new(path, crate::audit::DEFAULT_MAX_BYTES),
-                    requester: None,
-                })
+                Arc::new(crate::audit::Trail::new(
+                    crate::audit::AuditLog::new(path, crate::audit::DEFAULT_MAX_BYTES),
+                    None,
+                ))
             };
             // A path through a file: the create stops before the widget is touched.
             std::fs::write(dir.join("file"), "").unwrap();
@@ -1928,6 +2045,17 @@ mod tests {
             w.widget.set_ready(Readiness::Ready);
             w.reconcile().await.unwrap();
             w.set_size(2);
+            w.reconcile().await.unwrap();
+            w.reconcile().await.unwrap();
+            // Out of band, the widget shrank: putting it back is a drift correction.
+            w.widget
+                .cloud
+                .lock()
+                .unwrap()
+                .object
+                .as_mut()
+                .unwrap()
+                .set_attr("size", Value::int(0));
             w.reconcile().await.unwrap();
             w.widget.set_ready(Readiness::Failed {
                 summary: "Rollout failed".into(),
@@ -1956,7 +2084,14 @@ mod tests {
                 .iter()
                 .map(|(_, v)| v[0].action.as_str())
                 .collect();
-            assert_eq!(actions, ["create", "update", "rollback", "delete"]);
+            assert_eq!(
+                actions,
+                ["create", "update", "drift_correct", "rollback", "delete"]
+            );
+            // Each record is mirrored as an Event on the managed resource.
+            let reasons = w.fake.event_reasons();
+            let count = |r: &str| reasons.iter().filter(|x| *x == r).count();
+            assert_eq!((count("AuditIntent"), count("AuditResult")), (5, 5));
             for (_, v) in &by_request {
                 let phases: Vec<_> = v.iter().map(|r| r.phase).collect();
                 assert_eq!(

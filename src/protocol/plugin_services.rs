@@ -18,10 +18,14 @@ pub struct Controller {
 impl gp::grpc_controller_server::GrpcController for Controller {
     async fn shutdown(&self, _r: Request<gp::Empty>) -> Result<Response<gp::Empty>, Status> {
         tracing::debug!("shutdown requested by Terraform");
-        self.shutdown.notify_one();
         // Graceful shutdown would wait for the idle stdio/broker streams Terraform holds open;
         // exit right after this reply is flushed instead.
-        tokio::spawn(async {
+        let stop = self.shutdown.clone();
+        tokio::spawn(async move {
+            // Terraform kills the process 2 s after this call: ship what the audit and lineage
+            // spools hold for up to 1.5 s; the rest stays spooled for the next run.
+            crate::delivery::flush_all(std::time::Duration::from_millis(1500)).await;
+            stop.notify_one();
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             std::process::exit(0);
         });

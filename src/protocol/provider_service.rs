@@ -603,26 +603,58 @@ impl pb::provider_server::Provider for ProviderService {
                     }
                 }
             };
-            let outcome = if planned.is_null() {
-                tracing::info!("deleting");
-                match crate::converge::delete(r.as_ref(), &ctx, &prior).await {
-                    Ok(()) => Ok(Value::Null),
-                    // A failed delete leaves the object in state, as it still exists.
-                    Err(e) => Err(crate::error::ApplyError::with_state(e, prior.clone())),
-                }
-            } else if prior.is_null() {
-                tracing::info!("creating");
-                crate::converge::create(r.as_ref(), &ctx, &planned).await
-            } else {
-                tracing::info!("updating");
-                crate::converge::update(r.as_ref(), &ctx, &prior, &planned)
-                    .await
-                    .map_err(|mut e| {
-                        // An update that could not say what exists keeps the prior state.
-                        e.state.get_or_insert_with(|| prior.clone());
-                        e
-                    })
+            // A lineage job's create or update is an OpenLineage run named by the request id.
+            let run = match (&ctx.lineage, planned.is_null()) {
+                (Some(l), false) => r.lineage(&ctx, &planned).map(|job| {
+                    let id = pending
+                        .as_ref()
+                        .map_or_else(crate::audit::request_id, |p| p.request_id().to_string());
+                    let requester = pending.as_ref().and_then(|p| p.intent().requester.clone());
+                    let action = if prior.is_null() { "create" } else { "update" };
+                    l.start(job, &id, action, requester.as_deref())
+                }),
+                _ => None,
             };
+            let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+            let on_behalf = crate::cloud::kube::OnBehalf {
+                requested_by: pending
+                    .as_ref()
+                    .and_then(|p| p.intent().requester.clone())
+                    .or_else(|| env("PAVED_REQUESTER")),
+                request_id: env("PAVED_REQUEST_ID"),
+                change_url: env("PAVED_CHANGE_URL"),
+                audit_request_id: pending.as_ref().map(|p| p.request_id().to_string()),
+            };
+            let change = async {
+                if planned.is_null() {
+                    tracing::info!("deleting");
+                    match crate::converge::delete(r.as_ref(), &ctx, &prior).await {
+                        Ok(()) => Ok(Value::Null),
+                        // A failed delete leaves the object in state, as it still exists.
+                        Err(e) => Err(crate::error::ApplyError::with_state(e, prior.clone())),
+                    }
+                } else if prior.is_null() {
+                    tracing::info!("creating");
+                    crate::converge::create(r.as_ref(), &ctx, &planned).await
+                } else {
+                    tracing::info!("updating");
+                    crate::converge::update(r.as_ref(), &ctx, &prior, &planned)
+                        .await
+                        .map_err(|mut e| {
+                            // An update that could not say what exists keeps the prior state.
+                            e.state.get_or_insert_with(|| prior.clone());
+                            e
+                        })
+                }
+            };
+            let outcome = crate::cloud::kube::ON_BEHALF.scope(on_behalf, change).await;
+            if let Some(run) = run {
+                let failure = outcome.as_ref().err().map(|e| e.error.to_string());
+                run.finish(match (&outcome, &failure) {
+                    (Ok(v), _) => Ok(r.lineage(&ctx, v)),
+                    (Err(_), f) => Err(f.as_deref().unwrap_or_default()),
+                });
+            }
             let unaudited = pending.and_then(|p| {
                 let (o, error, state) = match &outcome {
                     Ok(v) => (crate::audit::Outcome::Succeeded, None, Some(v)),
@@ -632,7 +664,7 @@ impl pb::provider_server::Provider for ProviderService {
                         e.state.as_ref(),
                     ),
                 };
-                p.finish(o, error, state, ctx.identities()).err()
+                p.finish(o, error, state, ctx.identities()).1.err()
             });
             let mut response = match outcome {
                 Ok(v) if !v.is_wholly_known() => fail(
@@ -726,7 +758,9 @@ impl pb::provider_server::Provider for ProviderService {
                         Ok(_) => (crate::audit::Outcome::Succeeded, None),
                         Err(e) => (crate::audit::Outcome::Failed, Some(e.to_string())),
                     };
-                    if let Err(e) = p.finish(o, error, imported.as_ref().ok(), ctx.identities()) {
+                    if let (_, Err(e)) =
+                        p.finish(o, error, imported.as_ref().ok(), ctx.identities())
+                    {
                         tracing::warn!(error = %e, "audit result not written");
                     }
                 }

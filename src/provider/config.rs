@@ -5,7 +5,7 @@ use crate::cloud::gce::GcpSettings;
 use crate::cloud::kube::KubeSettings;
 use crate::context::Defaults;
 use crate::cty::{Type, Value};
-use crate::diag::{AttrPath, Diagnostics};
+use crate::diag::{AttrPath, Diagnostic, Diagnostics};
 use crate::schema::{Attribute, Block, Nesting, Schema};
 
 pub fn schema() -> Schema {
@@ -49,7 +49,14 @@ pub fn schema() -> Schema {
     let audit = Block::new("The audit trail: before every change paved writes an intent record (paved.dev/audit/v1, JSON Lines) and after it a result record with the same request_id, each fsynced. A change whose intent cannot be written fails before any cloud is touched. Without this block, PAVED_AUDIT_FILE turns the trail on.")
         .attr(Attribute::optional("file", Type::String, "The JSON Lines file (created if missing, never truncated; rotated to FILE.1 … FILE.5 by size). Else PAVED_AUDIT_FILE."))
         .attr(Attribute::optional("max_size_mb", Type::Number, "Size in MiB past which the file is rotated (default 100)."))
-        .attr(Attribute::optional("requester", Type::String, "On whose behalf changes are made (a person, a portal request), recorded in every record. Else PAVED_REQUESTER."));
+        .attr(Attribute::optional("requester", Type::String, "On whose behalf changes are made (a person, a portal request), recorded in every record. Else PAVED_REQUESTER."))
+        .attr(Attribute::optional("url", Type::String, "An HTTP collector (a SIEM's JSON Lines input, e.g. Splunk HEC raw, Vector, Fluent Bit) that receives every record too: POSTed in batches as application/x-ndjson from a spool beside the file (FILE.spool), retried with backoff while it is down, delivered at least once. Else PAVED_AUDIT_URL."))
+        .attr(Attribute::optional("headers", Type::map(Type::String), "HTTP headers sent to url, e.g. Authorization. Else PAVED_AUDIT_HEADERS (a JSON object).").sensitive());
+    let lineage = Block::new("OpenLineage events (spec 2-0-2): every create, update and rollback of a model endpoint or GPU pool is a run with one START and one COMPLETE or FAIL, whose runId is the change's audit request_id. Without this block, PAVED_LINEAGE_URL / PAVED_LINEAGE_FILE turn it on.")
+        .attr(Attribute::optional("url", Type::String, "The OpenLineage HTTP endpoint, e.g. http://marquez:5000/api/v1/lineage: one event per POST, from a spool (FILE.spool, else the temp dir), retried until delivered. Else PAVED_LINEAGE_URL."))
+        .attr(Attribute::optional("file", Type::String, "A JSON Lines file that receives every event. Else PAVED_LINEAGE_FILE."))
+        .attr(Attribute::optional("namespace", Type::String, "The OpenLineage job namespace (default \"paved\"). Else PAVED_LINEAGE_NAMESPACE."))
+        .attr(Attribute::optional("headers", Type::map(Type::String), "HTTP headers sent to url, e.g. Authorization. Else PAVED_LINEAGE_HEADERS (a JSON object).").sensitive());
     Schema::new(
         0,
         Block::new("paved: self-service golden paths for AI/ML teams.")
@@ -62,7 +69,8 @@ pub fn schema() -> Schema {
             .block("aws", Nesting::Single, aws)
             .block("gcp", Nesting::Single, gcp)
             .block("kubernetes", Nesting::Single, kubernetes)
-            .block("audit", Nesting::Single, audit),
+            .block("audit", Nesting::Single, audit)
+            .block("lineage", Nesting::Single, lineage),
     )
 }
 
@@ -147,6 +155,17 @@ pub fn validate(config: &Value) -> Diagnostics {
             );
         }
     }
+    for block in ["audit", "lineage"] {
+        if let Some(u) = config.get(block).get("url").as_str() {
+            if let Err(why) = crate::delivery::check_url(u) {
+                d.attr_error(
+                    AttrPath::attr(block).then("url"),
+                    "Invalid URL",
+                    format!("{u:?}: {why}."),
+                );
+            }
+        }
+    }
     if let Some(m) = config.get("price_overrides").entries() {
         for (k, v) in m {
             if v.as_f64().is_some_and(|p| p < 0.0) {
@@ -223,25 +242,95 @@ pub fn parse_gcp(config: &Value) -> GcpSettings {
     }
 }
 
-/// Reads the `audit` block, falling back to PAVED_AUDIT_FILE / PAVED_REQUESTER: None when no
-/// file is set.
+/// Reads the `audit` block, falling back to PAVED_AUDIT_FILE / PAVED_REQUESTER /
+/// PAVED_AUDIT_URL / PAVED_AUDIT_HEADERS: None when no file is set.
 pub fn parse_audit(
     config: &Value,
     env: impl Fn(&str) -> Option<String>,
-) -> Option<crate::audit::Trail> {
+) -> Result<Option<crate::audit::Trail>, Diagnostic> {
     let a = config.get("audit");
-    let file =
-        opt_str(a.get("file")).or_else(|| env("PAVED_AUDIT_FILE").filter(|f| !f.is_empty()))?;
+    let env = |k: &str| env(k).filter(|v| !v.is_empty());
+    let url = opt_str(a.get("url")).or_else(|| env("PAVED_AUDIT_URL"));
+    let Some(file) = opt_str(a.get("file")).or_else(|| env("PAVED_AUDIT_FILE")) else {
+        return match url {
+            Some(_) => Err(Diagnostic::error(
+                "Audit URL without a file",
+                "audit.url ships the records of the audit file, and its spool lives beside it: set audit.file (or PAVED_AUDIT_FILE) too.",
+            )
+            .at(AttrPath::attr("audit").then("url"))),
+            None => Ok(None),
+        };
+    };
     let max = a
         .get("max_size_mb")
         .as_f64()
         .map_or(crate::audit::DEFAULT_MAX_BYTES, |m| {
             (m * 1024.0 * 1024.0) as u64
         });
-    Some(crate::audit::Trail {
-        log: crate::audit::AuditLog::new(file, max),
-        requester: opt_str(a.get("requester"))
-            .or_else(|| env("PAVED_REQUESTER").filter(|r| !r.is_empty())),
+    let mut trail = crate::audit::Trail::new(
+        crate::audit::AuditLog::new(&file, max),
+        opt_str(a.get("requester")).or_else(|| env("PAVED_REQUESTER")),
+    );
+    if let Some(url) = url {
+        let headers = headers(a.get("headers"), env("PAVED_AUDIT_HEADERS"), "audit")?;
+        let sink = crate::delivery::HttpSink::new(
+            &url,
+            crate::delivery::beside(std::path::Path::new(&file), ".spool"),
+            headers,
+            crate::delivery::Framing::JsonLines,
+        )
+        .map_err(|e| {
+            Diagnostic::error("Invalid URL", e.to_string()).at(AttrPath::attr("audit").then("url"))
+        })?;
+        trail = trail.with_http(sink);
+    }
+    Ok(Some(trail))
+}
+
+/// A block's `headers` map, else the JSON object in the environment variable.
+fn headers(
+    map: &Value,
+    env: Option<String>,
+    block: &str,
+) -> Result<Vec<(String, String)>, Diagnostic> {
+    if let Some(m) = map.entries() {
+        return Ok(m
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect());
+    }
+    match env {
+        None => Ok(vec![]),
+        Some(text) => crate::delivery::headers_from_json(&text).map_err(|e| {
+            Diagnostic::error(
+                "Invalid headers",
+                format!(
+                    "PAVED_{}_HEADERS: {e}. Write it as {{\"Authorization\": \"Bearer …\"}}.",
+                    block.to_uppercase()
+                ),
+            )
+        }),
+    }
+}
+
+/// Reads the `lineage` block, falling back to PAVED_LINEAGE_URL / _FILE / _NAMESPACE /
+/// _HEADERS: None when neither a URL nor a file is set.
+pub fn parse_lineage(
+    config: &Value,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<std::sync::Arc<crate::lineage::Emitter>>, Diagnostic> {
+    let l = config.get("lineage");
+    let env = |k: &str| env(k).filter(|v| !v.is_empty());
+    let settings = crate::lineage::Settings {
+        url: opt_str(l.get("url")).or_else(|| env("PAVED_LINEAGE_URL")),
+        file: opt_str(l.get("file"))
+            .or_else(|| env("PAVED_LINEAGE_FILE"))
+            .map(std::path::PathBuf::from),
+        namespace: opt_str(l.get("namespace")).or_else(|| env("PAVED_LINEAGE_NAMESPACE")),
+    };
+    let headers = headers(l.get("headers"), env("PAVED_LINEAGE_HEADERS"), "lineage")?;
+    crate::lineage::Emitter::new(&settings, headers).map_err(|e| {
+        Diagnostic::error("Invalid URL", e.to_string()).at(AttrPath::attr("lineage").then("url"))
     })
 }
 
@@ -358,13 +447,13 @@ mod tests {
     #[test]
     fn the_audit_block_is_checked_and_falls_back_to_the_environment() {
         let mut c = cfg(Value::Null);
-        assert!(parse_audit(&c, |_| None).is_none());
+        assert!(parse_audit(&c, |_| None).unwrap().is_none());
         let env = |k: &str| match k {
             "PAVED_AUDIT_FILE" => Some("/tmp/env.jsonl".to_string()),
             "PAVED_REQUESTER" => Some("ci-job-7".to_string()),
             _ => None,
         };
-        let t = parse_audit(&c, env).unwrap();
+        let t = parse_audit(&c, env).unwrap().unwrap();
         assert_eq!(
             (t.log.path().to_str(), t.requester.as_deref()),
             (Some("/tmp/env.jsonl"), Some("ci-job-7"))
@@ -391,7 +480,7 @@ mod tests {
             ]),
         );
         assert!(validate(&c).is_empty());
-        let t = parse_audit(&c, env).unwrap();
+        let t = parse_audit(&c, env).unwrap().unwrap();
         assert_eq!(
             (t.log.path().to_str(), t.requester.as_deref()),
             (Some("a.jsonl"), Some("alice"))

@@ -98,9 +98,24 @@ impl Provider {
             .with_kube(kube)
             .with_gce(Arc::new(RestGceFactory::new(config::parse_gcp(config))));
         let mut d = d;
-        if let Some(trail) = config::parse_audit(config, |k| std::env::var(k).ok()) {
-            close_interrupted(&trail, &mut d);
-            ctx = ctx.with_audit(Arc::new(trail));
+        match config::parse_audit(config, |k| std::env::var(k).ok()) {
+            Ok(Some(trail)) => {
+                close_interrupted(&trail, &mut d);
+                ctx = ctx.with_audit(Arc::new(trail));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                d.push(e);
+                return d;
+            }
+        }
+        match config::parse_lineage(config, |k| std::env::var(k).ok()) {
+            Ok(Some(l)) => ctx = ctx.with_lineage(l),
+            Ok(None) => {}
+            Err(e) => {
+                d.push(e);
+                return d;
+            }
         }
         self.set_context(ctx);
         d
@@ -125,7 +140,7 @@ impl Provider {
 /// Reports and closes the changes an earlier provider process began and never finished. An
 /// unwritable trail is only a warning here (plans stay possible); a change fails on it.
 fn close_interrupted(trail: &crate::audit::Trail, d: &mut Diagnostics) {
-    match trail.log.close_interrupted() {
+    match trail.close_interrupted() {
         Ok(closed) if closed.is_empty() => {}
         Ok(closed) => {
             let list: Vec<String> = closed

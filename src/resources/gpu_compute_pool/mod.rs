@@ -7,6 +7,7 @@ pub use aws::CAPACITY_TAG;
 mod bootstrap;
 pub mod catalog;
 mod gce;
+mod lineage;
 pub mod schema;
 mod spec;
 mod validate;
@@ -137,6 +138,9 @@ impl Resource for GpuComputePool {
     /// honours a planned one.
     fn choose_id(&self, planned: &Value) -> Option<String> {
         planned_id(planned)
+    }
+    fn lineage(&self, _ctx: &Context, v: &Value) -> Option<crate::lineage::Job> {
+        lineage::job(v)
     }
     fn validator(&self) -> Option<&dyn ValidateConfig> {
         Some(self)

@@ -1,6 +1,7 @@
 //! `paved_model_endpoint`: one model behind an autoscaling endpoint on Kubernetes, with canary
 //! rollout, health checks, automatic rollback and lineage.
 
+mod lineage;
 mod manifests;
 mod ops;
 pub mod schema;
@@ -111,6 +112,9 @@ impl Resource for ModelEndpoint {
             Operation::Delete => t,
             _ => t.min(spec::EndpointSpec::from_value(v).rollout_timeout),
         }
+    }
+    fn lineage(&self, ctx: &Context, v: &Value) -> Option<crate::lineage::Job> {
+        lineage::job(ctx, v)
     }
     fn validator(&self) -> Option<&dyn ValidateConfig> {
         Some(self)
