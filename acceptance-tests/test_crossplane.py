@@ -679,3 +679,90 @@ def test_vector_db_and_feature_store_with_secret_reference(cluster, controller):
     assert cluster.get("deployment", f"{fs}-server", ns=NS) is None
     assert cluster.get("statefulset", db, ns=NS) is None
     assert cluster.get("pvc", f"data-{db}-0", ns=NS) is None
+
+
+def test_endpoint_rollouts_are_audited_traced_and_stamped(cluster, controller, tmp_path):
+    """The controller's compliance sinks on a model endpoint's create, canary, promote, drift
+    correction, failed canary + automatic rollback and delete: one intent and one result per
+    change in --audit-file (valid, with the requester and paved's Kubernetes user), each
+    mirrored as an Event on the MR; every object paved applied carries the claim's requester
+    annotations; one OpenLineage run per rollout in --lineage-file, ended when the rollout is
+    observed ready (COMPLETE) or fails (FAIL, with the error, before the rollback's own run)."""
+    import jsonschema
+    from test_compliance import lineage_validator
+    trail, events_file = tmp_path / "audit.jsonl", tmp_path / "lineage.jsonl"
+    controller("--audit-file", str(trail), "--lineage-file", str(events_file), "--lineage-namespace", "cp-test")
+    mr, ep = f"cp-{RUN}-traced", f"traced-{RUN}"
+    who = {"paved.dev/requested-by": "user:default/grace", "paved.dev/request-id": f"bs-task-{RUN}",
+           "paved.dev/change-url": "https://git.example.com/platform/claims/pull/7"}
+    kubectl_apply(cluster, [endpoint_mr(mr, ep, metadata={"annotations": who},
+                                        forProvider={"model": {"uri": "s3://models/llm-7b", "version": "v1",
+                                                               "digest": "sha256:4f1c8e0d2b7a"},
+                                                     "autoscaling": {"minReplicas": 2, "maxReplicas": 3}})])
+    wait_ready(cluster, "modelendpoint", mr)
+    for kind in ("deployment", "service", "hpa", "networkpolicy", "serviceaccount"):
+        ann = cluster.get(kind, ep, ns=NS)["metadata"]["annotations"]
+        assert all(ann.get(k) == v for k, v in who.items()), (kind, ann)
+        assert ann.get("paved.dev/audit-request-id"), (kind, ann)
+
+    def records():
+        return [json.loads(l) for l in trail.read_text().splitlines()] if trail.exists() else []
+
+    def served(prefix):
+        return (get_mr(cluster, "modelendpoint", mr)["status"].get("atProvider", {}).get("servedRevision", "")
+                .startswith(prefix))
+
+    def patch(fp):
+        cluster.run("patch", "modelendpoint", mr, "--type=merge", "-p", json.dumps({"spec": {"forProvider": fp}}))
+
+    patch({"canary": {"version": "v2", "image": "registry.local/model-server:2", "trafficPercent": 50}})
+    wait_for("canary serving", lambda: "canary v2" in get_mr(cluster, "modelendpoint", mr)["status"]
+             .get("atProvider", {}).get("servedRevision", ""), timeout=60)
+    wait_ready(cluster, "modelendpoint", mr)
+    patch({"model": {"version": "v2"}, "runtime": {"image": "registry.local/model-server:2"}, "canary": None})
+    wait_for("v2 promoted", lambda: served("v2") and "canary" not in get_mr(cluster, "modelendpoint", mr)["status"]
+             ["atProvider"]["servedRevision"], timeout=60)
+    wait_ready(cluster, "modelendpoint", mr)
+    cluster.run("set", "image", "-n", NS, f"deployment/{ep}", "server=registry.local/model-server:hotfix")
+    wait_for("drift corrected", lambda: image_of(cluster, ep) == "registry.local/model-server:2", timeout=60)
+    corrections = [r for r in records() if r["action"] == "drift_correct" and r["phase"] == "result"]
+    assert any("runtime" in [c["argument"] for c in r["changed"]] for r in corrections), corrections
+    wait_ready(cluster, "modelendpoint", mr)
+    patch({"canary": {"version": "v3", "image": "registry.local/fail-readiness:3", "trafficPercent": 20}})
+    wait_for("rolled back", lambda: any(r["action"] == "rollback" and r["phase"] == "result" for r in records()),
+             timeout=120)
+    reasons = events_for(cluster, mr)
+    assert {"AuditIntent", "AuditResult"} <= reasons, reasons
+    cluster.run("delete", "modelendpoint", mr, "--wait=false")
+    wait_gone(cluster, "modelendpoint", mr)
+
+    mine = [r for r in records() if r.get("resource_id") == f"{NS}/{ep}" or r.get("name") == ep]
+    schema = json.loads((REPO / "docs" / "audit.schema.json").read_text())
+    by_id = {}
+    for r in mine:
+        jsonschema.validate(r, schema)
+        by_id.setdefault(r["request_id"], []).append(r)
+    got = [(v[0]["action"], [x["phase"] for x in v]) for v in by_id.values()]
+    assert [p for _, p in got] == [["intent", "result"]] * len(by_id), got
+    actions = [v[0]["action"] for v in by_id.values()]
+    assert actions == ["create", "update", "update", "drift_correct", "update", "rollback", "delete"], actions
+    for intent, result in by_id.values():
+        assert intent["requester"] == "user:default/grace" and result["result"] == "succeeded", (intent, result)
+        assert result["actor"].get("kubernetes"), result
+
+    check = lineage_validator()
+    events = [json.loads(l) for l in events_file.read_text().splitlines()]
+    runs = {}
+    for e in events:
+        check(e)
+        assert e["job"]["name"] == f"paved_model_endpoint.{NS}/{ep}" and e["job"]["namespace"] == "cp-test"
+        runs.setdefault(e["run"]["runId"], []).append(e["eventType"])
+    ids = list(by_id)
+    # The create, the canary, the promote and the drift correction completed once ready; the bad
+    # canary failed; the rollback is a run of its own.
+    assert [runs.get(i) for i in ids[:6]] == [["START", "COMPLETE"]] * 4 + [["START", "FAIL"], ["START", "COMPLETE"]], runs
+    fail = [e for e in events if e["eventType"] == "FAIL"][0]
+    assert "ProgressDeadlineExceeded" in fail["run"]["facets"]["errorMessage"]["message"], fail
+    rollback_end = [e for e in events if e["run"]["runId"] == ids[5]][-1]
+    assert rollback_end["run"]["facets"]["paved_change"]["action"] == "rollback"
+    assert rollback_end["run"]["facets"]["errorMessage"]["message"] == fail["run"]["facets"]["errorMessage"]["message"]

@@ -129,6 +129,18 @@ impl Emitter {
         }
     }
 
+    /// A run whose START an earlier call emitted (a Crossplane rollout spans reconciles).
+    pub fn resume(self: &Arc<Self>, job: Job, run_id: &str, action: &str) -> Run {
+        Run {
+            emitter: self.clone(),
+            job,
+            run_id: run_id.into(),
+            action: action.into(),
+            requester: None,
+            cause: None,
+        }
+    }
+
     /// Emits the START of a run (the change `run_id`) and returns it, to be finished.
     pub fn start(
         self: &Arc<Self>,
@@ -162,6 +174,11 @@ pub struct Run {
 }
 
 impl Run {
+    /// The run's ID and action, to record where a later process can resume it.
+    pub fn mark(&self) -> String {
+        format!("{} {}", self.run_id, self.action)
+    }
+
     pub fn with_cause(mut self, cause: &str) -> Run {
         self.cause = Some(cause.into());
         self
@@ -179,6 +196,12 @@ impl Run {
             Err(e) => self.event("FAIL", Some(e)),
         };
         self.emitter.send(&event);
+    }
+
+    /// ABORT: the change was superseded (a newer spec replaced the rollout) before it ended.
+    pub fn abort(self) {
+        let e = self.event("ABORT", None);
+        self.emitter.send(&e);
     }
 
     fn event(&self, kind: &str, error: Option<&str>) -> Json {

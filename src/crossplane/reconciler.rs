@@ -68,6 +68,10 @@ pub const REQUESTED_BY: &str = "paved.dev/requested-by";
 /// The audit request of a delete in progress (`REQUEST_ID START_UNIX_MS`): a delete spans
 /// reconciles, and its intent and result must share one request.
 pub const AUDIT_DELETE: &str = "paved.dev/audit-delete-request";
+/// The lineage run of a rollout in progress (`RUN_ID ACTION`): a create or update only starts
+/// a rollout, so its run ends (COMPLETE, or FAIL on rollback) on the reconcile that observes
+/// the outcome.
+pub const LINEAGE_RUN: &str = "paved.dev/lineage-run";
 /// Type of the connection secrets (the one Crossplane uses).
 const CONNECTION_SECRET_TYPE: &str = "connection.crossplane.io/v1alpha1";
 
@@ -715,6 +719,8 @@ impl<'a> Reconcile<'a> {
             D::Finalize | D::Orphan => {
                 if decision == D::Orphan {
                     tracing::info!("orphaning the external resource");
+                } else {
+                    self.close_delete(&ctx).await;
                 }
                 self.remove_finalizer().await?;
                 Ok(Action::await_change())
@@ -751,6 +757,9 @@ impl<'a> Reconcile<'a> {
                 }
                 self.publish_connection(&state).await?;
                 let readiness = readiness.unwrap_or(Readiness::Ready);
+                if readiness == Readiness::Ready {
+                    self.end_open_run(&ctx, &state, Ok(())).await;
+                }
                 self.ready = Some(ready_condition(&readiness, self.ready_reason().as_deref()));
                 Ok(Action::requeue(next_observation(&readiness, self.poll())))
             }
@@ -833,6 +842,7 @@ impl<'a> Reconcile<'a> {
         generation: i64,
     ) -> Result<Option<Result<Action, Error>>, Error> {
         let r = self.cx.kind.resource.as_ref();
+        self.end_open_run(ctx, state, Err(detail)).await;
         let mut pending = self.audit_begin(ctx, "rollback", state, state).await?;
         pending.run = pending.run.map(|r| r.with_cause(detail));
         let recovered = crate::cloud::kube::ON_BEHALF
@@ -927,14 +937,16 @@ impl<'a> Reconcile<'a> {
         let created = crate::cloud::kube::ON_BEHALF
             .scope(self.on_behalf(&pending), r.create(ctx, &planned))
             .await;
-        self.audit_end(
-            ctx,
-            pending,
-            created
-                .as_ref()
-                .map_err(|e| (e.error.report(), e.state.as_ref())),
-        )
-        .await;
+        let open = self
+            .audit_end(
+                ctx,
+                pending,
+                created
+                    .as_ref()
+                    .map_err(|e| (e.error.report(), e.state.as_ref())),
+            )
+            .await;
+        self.keep_run(ctx, &planned, open).await;
         match created {
             Ok(state) => {
                 if let Some(d) = self.cx.shared.faults.after_create {
@@ -1039,14 +1051,16 @@ impl<'a> Reconcile<'a> {
         let updated = crate::cloud::kube::ON_BEHALF
             .scope(self.on_behalf(&pending), r.update(ctx, prior, &d.planned))
             .await;
-        self.audit_end(
-            ctx,
-            pending,
-            updated
-                .as_ref()
-                .map_err(|e| (e.error.report(), e.state.as_ref())),
-        )
-        .await;
+        let open = self
+            .audit_end(
+                ctx,
+                pending,
+                updated
+                    .as_ref()
+                    .map_err(|e| (e.error.report(), e.state.as_ref())),
+            )
+            .await;
+        self.keep_run(ctx, &d.planned, open).await;
         match updated {
             Ok(state) => {
                 self.cx.shared.stats.updates.fetch_add(1, Ordering::Relaxed);
@@ -1092,7 +1106,9 @@ impl<'a> Reconcile<'a> {
         let deleted = r.delete(ctx, state).await;
         match &deleted {
             Ok(Deletion::InProgress(_)) => {}
-            Ok(Deletion::Gone) => self.audit_end(ctx, pending, Ok(state)).await,
+            Ok(Deletion::Gone) => {
+                self.audit_end(ctx, pending, Ok(state)).await;
+            }
             Err(e) => {
                 self.audit_end(ctx, pending, Err((e.report(), None))).await;
                 // The next attempt is a request of its own.
@@ -1218,6 +1234,46 @@ impl<'a> Reconcile<'a> {
         Ok(t)
     }
 
+    /// Records the run of a rollout this reconcile started; it ends on a later one.
+    async fn keep_run(&mut self, ctx: &Context, state: &Value, run: Option<crate::lineage::Run>) {
+        let Some(run) = run else { return };
+        // A rollout replaced before it finished: its run is aborted.
+        if let (Some(l), Some(job), Some((id, action))) = (
+            &ctx.lineage,
+            self.cx.kind.resource.lineage(ctx, state),
+            self.annotation(LINEAGE_RUN).and_then(|m| m.split_once(' ')),
+        ) {
+            l.resume(job, id, action).abort();
+        }
+        if let Err(e) = self
+            .record_annotations(json!({ LINEAGE_RUN: run.mark() }))
+            .await
+        {
+            // Without the mark no later reconcile can end it: end it now.
+            tracing::warn!(error = %e, "cannot record the lineage run; ending it now");
+            run.finish(Ok(None));
+        }
+    }
+
+    /// Ends the run of the rollout in progress, if any: COMPLETE once it is ready, FAIL with
+    /// the failure before it is rolled back.
+    async fn end_open_run(&mut self, ctx: &Context, state: &Value, outcome: Result<(), &str>) {
+        let Some((id, action)) = self
+            .annotation(LINEAGE_RUN)
+            .and_then(|m| m.split_once(' '))
+            .map(|(i, a)| (i.to_string(), a.to_string()))
+        else {
+            return;
+        };
+        if let (Some(l), Some(job)) = (&ctx.lineage, self.cx.kind.resource.lineage(ctx, state)) {
+            let run = l.resume(job, &id, &action);
+            run.finish(outcome.map(|_| None));
+        }
+        if let Err(e) = self.record_annotations(json!({ LINEAGE_RUN: null })).await {
+            tracing::warn!(error = %e, "cannot clear the lineage run mark");
+        }
+    }
+
     /// The START of the lineage run of a create, update or rollback of a lineage job.
     fn lineage_start(
         &self,
@@ -1235,21 +1291,44 @@ impl<'a> Reconcile<'a> {
         Some(emitter.start(job, &id, action, self.annotation(REQUESTED_BY)))
     }
 
-    /// Writes the result of a change (and its Event) and ends its lineage run. The change has
-    /// happened either way, so a trail that fails now is logged, not a failed reconcile.
+    /// Writes the result of a change (and its Event) and ends its lineage run, except that a
+    /// create or update that started a rollout hands its run back, to be ended when the rollout
+    /// is observed to finish ([`LINEAGE_RUN`]). The change has happened either way, so a trail
+    /// that fails now is logged, not a failed reconcile.
     async fn audit_end(
         &self,
         ctx: &Context,
         t: Tracked<'_>,
         outcome: Result<&Value, (String, Option<&Value>)>,
-    ) {
+    ) -> Option<crate::lineage::Run> {
+        let mut open = None;
         if let Some(run) = t.run {
-            run.finish(match &outcome {
-                Ok(v) => Ok(self.cx.kind.resource.lineage(ctx, v)),
-                Err((e, _)) => Err(e.as_str()),
-            });
+            match &outcome {
+                Ok(_)
+                    if t.audit.as_ref().is_none_or(|p| {
+                        matches!(
+                            p.intent().action.as_str(),
+                            "create" | "update" | "drift_correct"
+                        )
+                    }) =>
+                {
+                    open = Some(run)
+                }
+                Ok(v) => run.finish(Ok(self.cx.kind.resource.lineage(ctx, v))),
+                Err((e, _)) => run.finish(Err(e.as_str())),
+            }
         }
-        let Some(p) = t.audit else { return };
+        self.audit_result(ctx, t.audit, outcome).await;
+        open
+    }
+
+    async fn audit_result(
+        &self,
+        ctx: &Context,
+        audit: Option<crate::audit::Pending<'_>>,
+        outcome: Result<&Value, (String, Option<&Value>)>,
+    ) {
+        let Some(p) = audit else { return };
         let (o, error, state) = match outcome {
             Ok(v) => (crate::audit::Outcome::Succeeded, None, Some(v)),
             Err((e, st)) => (crate::audit::Outcome::Failed, Some(e), st),
@@ -1305,6 +1384,32 @@ impl<'a> Reconcile<'a> {
             return Err(e);
         }
         Ok(pending)
+    }
+
+    /// A delete whose last object went away between reconciles is observed as gone: its
+    /// result is written here (succeeded), so the delete is still one intent and one result.
+    async fn close_delete(&self, ctx: &Context) {
+        let (Some(trail), Some((rid, ms))) = (
+            ctx.audit.as_deref(),
+            self.annotation(AUDIT_DELETE)
+                .and_then(|v| v.split_once(' '))
+                .and_then(|(r, m)| Some((r.to_string(), m.parse::<u64>().ok()?))),
+        ) else {
+            return;
+        };
+        let block = &self.cx.kind.schema.block;
+        let last = self
+            .annotation(STATE)
+            .and_then(|t| convert::decode_state(block, t, None))
+            .unwrap_or_else(|| {
+                Value::object([(
+                    "id",
+                    Value::string(self.annotation(EXTERNAL_NAME).unwrap_or_default()),
+                )])
+            });
+        let subject = self.audit_subject(ctx, "delete", &last, &Value::Null);
+        let p = trail.resume(block, subject, &rid, ms);
+        self.audit_result(ctx, Some(p), Ok(&last)).await;
     }
 
     async fn late_initialize(&mut self, for_provider: &J, state: &Value) -> Result<(), Error> {

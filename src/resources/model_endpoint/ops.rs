@@ -325,7 +325,10 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Observed>, R
             ns,
             &manifests::deployment_name(&s, Track::Canary),
         )
-        .await?;
+        .await?
+        // A canary being deleted (a promote or removal in progress) no longer counts: its
+        // replicas are not part of the autoscaling bounds any more.
+        .filter(|c| c["metadata"]["deletionTimestamp"].is_null());
     let hpa = kube.get(Kind::HorizontalPodAutoscaler, ns, &s.name).await?;
     let mut out = state.clone();
 
