@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROVIDER_BIN, REPO, pool_instances, pool_templates
+from conftest import CLUSTER_DIR, PROVIDER_BIN, REPO, pool_instances, pool_templates
 
 POLL = "3s"
 RUN = uuid.uuid4().hex[:6]
@@ -766,3 +766,59 @@ def test_endpoint_rollouts_are_audited_traced_and_stamped(cluster, controller, t
     rollback_end = [e for e in events if e["run"]["runId"] == ids[5]][-1]
     assert rollback_end["run"]["facets"]["paved_change"]["action"] == "rollback"
     assert rollback_end["run"]["facets"]["errorMessage"]["message"] == fail["run"]["facets"]["errorMessage"]["message"]
+
+
+def test_impersonated_writes_name_the_requester_in_the_apiserver_audit_log(cluster, controller):
+    """ProviderConfig kubernetes.impersonateRequester: the controller sends a change's writes
+    with Impersonate-User set to the MR's paved.dev/requested-by, so the kube-apiserver audit
+    log (cluster/up.sh runs it with an audit policy) names paved as the user and the requester
+    as the impersonated user, and RBAC applies to the requester: one without rights in the
+    namespace gets Forbidden and nothing is created."""
+    audit_log = CLUSTER_DIR / "kube-apiserver-audit.log"
+    pc = f"{PC}-imp"
+    spec = json.loads(cluster.run("get", "providerconfig", PC, "-o", "json").stdout)["spec"]
+    spec.setdefault("kubernetes", {})["impersonateRequester"] = True
+    allowed, denied = f"grace-{RUN}@example.com", f"mallory-{RUN}@example.com"
+    kubectl_apply(cluster, [
+        {"apiVersion": "paved.dev/v1alpha1", "kind": "ProviderConfig", "metadata": {"name": pc}, "spec": spec},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": f"grace-{RUN}", "namespace": NS},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": allowed}]},
+    ])
+    controller()
+    ok_mr, ok_ep, no_mr, no_ep = f"cp-{RUN}-imp", f"imp-{RUN}", f"cp-{RUN}-noimp", f"noimp-{RUN}"
+    docs = []
+    for mr, ep, who in ((ok_mr, ok_ep, allowed), (no_mr, no_ep, denied)):
+        d = endpoint_mr(mr, ep, metadata={"annotations": {"paved.dev/requested-by": who}})
+        d["spec"]["providerConfigRef"]["name"] = pc
+        docs.append(d)
+    kubectl_apply(cluster, docs)
+    try:
+        wait_ready(cluster, "modelendpoint", ok_mr)
+        synced = wait_for("Forbidden", lambda: (lambda c: c if "forbidden" in c.get("message", "").lower() else None)(
+            condition(get_mr(cluster, "modelendpoint", no_mr), "Synced")), timeout=60)
+        assert synced["status"] == "False" and denied in synced["message"], synced
+        assert cluster.get("deployment", no_ep, ns=NS) is None
+
+        def entries():
+            out = []
+            for line in audit_log.read_text(errors="replace").splitlines():
+                e = json.loads(line)
+                ref = e.get("objectRef") or {}
+                if ref.get("resource") == "deployments" and ref.get("name") == ok_ep and e.get("verb") == "patch":
+                    out.append(e)
+            return out
+        found = wait_for("audit entries", lambda: entries() or None, timeout=30)
+        for e in found:
+            assert e["user"]["username"] == "paved-admin", e["user"]
+            assert e["impersonatedUser"]["username"] == allowed, e
+        assert any(e["responseStatus"]["code"] == 200 for e in found), found
+    finally:
+        for mr in (ok_mr, no_mr):
+            cluster.run("delete", "modelendpoint", mr, "--wait=false", check=False)
+        for mr in (ok_mr, no_mr):
+            wait_gone(cluster, "modelendpoint", mr)
+        cluster.run("delete", "providerconfig", pc, "--wait=false", check=False)
+        cluster.run("delete", "rolebinding", f"grace-{RUN}", "-n", NS, check=False)
+    assert cluster.get("deployment", ok_ep, ns=NS) is None

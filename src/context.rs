@@ -86,6 +86,9 @@ pub struct Context {
     known: Arc<Mutex<HashMap<(String, String), Value>>>,
     /// The audit trail changes are recorded in (the provider's `audit` block).
     pub audit: Option<Arc<crate::audit::Trail>>,
+    /// Whether the Kubernetes writes of a change impersonate its requester (ProviderConfig
+    /// `kubernetes.impersonateRequester`; see [`crate::cloud::kube::OnBehalf::impersonate`]).
+    pub impersonate_requester: bool,
     /// Where OpenLineage events go (the provider's `lineage` block).
     pub lineage: Option<Arc<crate::lineage::Emitter>>,
     /// The cloud identities paved has acted as, by cloud (`aws`: the caller ARN from the
@@ -105,6 +108,7 @@ impl Context {
             known: Arc::new(Mutex::new(HashMap::new())),
             audit: None,
             lineage: None,
+            impersonate_requester: false,
             identities: Arc::new(Mutex::new(BTreeMap::new())),
         }
     }

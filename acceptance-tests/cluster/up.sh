@@ -95,7 +95,11 @@ nodes_ready() {
 
 # ---- fast path: already up -------------------------------------------------------
 all_running() { local n; for n in etcd kube-apiserver kube-controller-manager kube-scheduler kwok; do running "$n" || return 1; done; }
-if [[ -f "$KUBECONFIG_OUT" ]] && all_running && apiserver_ready && nodes_ready; then
+# The kube-apiserver's own audit log (tests read it to see paved and the users it impersonates).
+AUDIT_POLICY="$C/audit-policy.yaml"
+AUDIT_LOG="$C/kube-apiserver-audit.log"
+audited() { grep -qa -- "--audit-policy-file" "/proc/$(cat "$C/kube-apiserver.pid" 2>/dev/null)/cmdline" 2>/dev/null; }
+if [[ -f "$KUBECONFIG_OUT" ]] && all_running && apiserver_ready && nodes_ready && audited; then
   log "cluster already up: $SERVER"
   echo "$KUBECONFIG_OUT"
   exit 0
@@ -224,7 +228,35 @@ start etcd \
 wait_for "etcd /health" etcd etcd_healthy
 
 # ---- kube-apiserver --------------------------------------------------------------
+# Writes at Metadata level (who, as whom, what, result); reads, events and leases are skipped.
+cat > "$AUDIT_POLICY" <<'POLICY'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: None
+  verbs: ["get", "list", "watch"]
+- level: None
+  resources:
+  - group: ""
+    resources: ["events"]
+  - group: "events.k8s.io"
+    resources: ["events"]
+  - group: "coordination.k8s.io"
+    resources: ["leases"]
+- level: Metadata
+POLICY
+if running kube-apiserver && ! audited; then
+  # Started by an older up.sh without the audit log: restart it (etcd keeps the state).
+  log "restarting kube-apiserver with the audit log"
+  kill "$(cat "$C/kube-apiserver.pid")"
+  for _ in $(seq 100); do running kube-apiserver || break; sleep 0.1; done
+fi
 start kube-apiserver \
+  --audit-policy-file="$AUDIT_POLICY" \
+  --audit-log-path="$AUDIT_LOG" \
+  --audit-log-maxsize=50 \
+  --audit-log-maxbackup=2 \
   --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
   --bind-address=127.0.0.1 \
   --advertise-address=127.0.0.1 \

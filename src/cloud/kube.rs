@@ -107,6 +107,8 @@ pub enum Verb {
     Update,
     Patch,
     Delete,
+    /// Acting as another user (`Impersonate-User`).
+    Impersonate,
 }
 
 impl Verb {
@@ -120,6 +122,7 @@ impl Verb {
             Verb::Update => "update",
             Verb::Patch => "patch",
             Verb::Delete => "delete",
+            Verb::Impersonate => "impersonate",
         }
     }
 }
@@ -225,6 +228,9 @@ pub struct OnBehalf {
     pub change_url: Option<String>,
     /// The audit record's request id.
     pub audit_request_id: Option<String>,
+    /// Send the change's API calls as this user (`Impersonate-User`): the kube-apiserver then
+    /// authorizes them as the requester and logs both users. Not an annotation.
+    pub impersonate: Option<String>,
 }
 
 tokio::task_local! {
@@ -285,6 +291,8 @@ pub struct KubeClient {
     client: tokio::sync::OnceCell<Result<kube::Client, KubeError>>,
     /// Who the API server says this client is (SelfSubjectReview), asked once.
     identity: tokio::sync::OnceCell<Option<String>>,
+    /// Clients that impersonate a requester, by user, over the same connection pool.
+    impersonating: std::sync::Mutex<std::collections::HashMap<String, kube::Client>>,
 }
 
 impl KubeClient {
@@ -293,6 +301,7 @@ impl KubeClient {
             settings,
             client: tokio::sync::OnceCell::new(),
             identity: tokio::sync::OnceCell::new(),
+            impersonating: Default::default(),
         }
     }
 
@@ -303,6 +312,7 @@ impl KubeClient {
             settings: KubeSettings::default(),
             client: tokio::sync::OnceCell::new_with(Some(Ok(client))),
             identity: tokio::sync::OnceCell::new(),
+            impersonating: Default::default(),
         }
     }
 
@@ -372,14 +382,46 @@ impl KubeClient {
     }
 
     async fn api(&self, kind: Kind, ns: &str) -> Result<Api<DynamicObject>, KubeError> {
-        let c = self.client().await?;
+        let mut c = self.client().await?;
         self.identity.get_or_init(|| who_am_i(c.clone())).await;
+        if let Some(user) = OnBehalf::current().and_then(|b| b.impersonate) {
+            c = self.impersonating(c, &user)?;
+        }
         let ar = kind.resource();
         Ok(if kind == Kind::Namespace || ns.is_empty() {
             Api::all_with(c, &ar)
         } else {
             Api::namespaced_with(c, ns, &ar)
         })
+    }
+}
+
+impl KubeClient {
+    /// A client whose every request carries `Impersonate-User: user`.
+    fn impersonating(&self, base: kube::Client, user: &str) -> Result<kube::Client, KubeError> {
+        let mut cache = self.impersonating.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = cache.get(user) {
+            return Ok(c.clone());
+        }
+        let value = http::HeaderValue::from_str(user).map_err(|e| KubeError {
+            operation: "impersonate",
+            kind: "user",
+            name: user.to_string(),
+            code: 0,
+            message: format!("{user:?} cannot be sent as Impersonate-User: {e}"),
+            source: None,
+        })?;
+        let ns = base.default_namespace().to_string();
+        let svc = tower::service_fn(move |mut req: http::Request<kube::client::Body>| {
+            let (base, value) = (base.clone(), value.clone());
+            async move {
+                req.headers_mut().insert("impersonate-user", value);
+                base.send(req).await
+            }
+        });
+        let c = kube::Client::new(svc, ns);
+        cache.insert(user.to_string(), c.clone());
+        Ok(c)
     }
 }
 

@@ -403,7 +403,8 @@ pub fn provider_config_crd() -> J {
                 "type": "object",
                 "properties": {
                     "source": {"type": "string", "enum": ["InjectedIdentity", "Secret"], "default": "InjectedIdentity"},
-                    "secretRef": secret_ref("The secret holding the kubeconfig.")
+                    "secretRef": secret_ref("The secret holding the kubeconfig."),
+                    "impersonateRequester": {"description": "Send the Kubernetes writes of a change with Impersonate-User set to the managed resource's paved.dev/requested-by annotation, so the kube-apiserver authorizes them as the requester and its audit log names both paved and the requester. The controller needs the impersonate verb on users (generate-rbac grants it) and the requester needs RBAC for what the change writes.", "type": "boolean", "default": false}
                 },
                 "x-kubernetes-validations": [{
                     "rule": "self.source != 'Secret' || has(self.secretRef)",

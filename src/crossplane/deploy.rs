@@ -142,6 +142,10 @@ pub fn deployment_runtime_config() -> J {
 pub fn files(resources: &[Arc<dyn Resource>], namespace: &str) -> Vec<(&'static str, String)> {
     vec![
         ("rbac.yaml", render(&rbac::objects(resources, namespace))),
+        (
+            "impersonate.yaml",
+            render(&rbac::impersonation_objects(namespace)),
+        ),
         ("deployment.yaml", render(&[deployment(namespace)])),
         (
             "deploymentruntimeconfig.yaml",

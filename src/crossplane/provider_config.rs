@@ -371,6 +371,9 @@ impl ProviderConfigs {
         };
         let factory = Arc::new(SdkEc2Factory::new(aws));
         let mut ctx = Context::new(defaults(spec), Some(factory)).with_kube(kube);
+        ctx.impersonate_requester = spec["kubernetes"]["impersonateRequester"]
+            .as_bool()
+            .unwrap_or(false);
         let g = &spec["gcp"];
         if g.is_object() {
             let mut gcp = GcpSettings {

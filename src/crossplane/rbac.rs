@@ -119,6 +119,23 @@ pub fn event_rules() -> Vec<Rule> {
     }]
 }
 
+/// OnBehalf::impersonate (ProviderConfig `kubernetes.impersonateRequester`): the
+/// controller sends a change's writes as its requester. Kept in a file of its own
+/// (impersonate.yaml), applied only where a ProviderConfig turns impersonation on, since the
+/// verb lets the controller act as any user.
+pub fn impersonation_objects(namespace: &str) -> Vec<J> {
+    let name = format!("{NAME}-impersonate");
+    let rules = vec![Rule {
+        group: "".into(),
+        resources: vec!["users".into()],
+        verbs: vec![Verb::Impersonate],
+    }];
+    vec![
+        role("ClusterRole", None, &name, &rules),
+        binding("ClusterRoleBinding", "ClusterRole", None, &name, namespace),
+    ]
+}
+
 fn labels() -> J {
     json!({"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "paved"})
 }

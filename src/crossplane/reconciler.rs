@@ -846,7 +846,7 @@ impl<'a> Reconcile<'a> {
         let mut pending = self.audit_begin(ctx, "rollback", state, state).await?;
         pending.run = pending.run.map(|r| r.with_cause(detail));
         let recovered = crate::cloud::kube::ON_BEHALF
-            .scope(self.on_behalf(&pending), r.recover(ctx, state, detail))
+            .scope(self.on_behalf(ctx, &pending), r.recover(ctx, state, detail))
             .await;
         self.audit_end(
             ctx,
@@ -935,7 +935,7 @@ impl<'a> Reconcile<'a> {
             tokio::time::sleep(d).await;
         }
         let created = crate::cloud::kube::ON_BEHALF
-            .scope(self.on_behalf(&pending), r.create(ctx, &planned))
+            .scope(self.on_behalf(ctx, &pending), r.create(ctx, &planned))
             .await;
         let open = self
             .audit_end(
@@ -1049,7 +1049,7 @@ impl<'a> Reconcile<'a> {
         let pending = self.audit_begin(ctx, action, prior, &d.planned).await?;
         tracing::info!(%changed, "updating drifted external resource");
         let updated = crate::cloud::kube::ON_BEHALF
-            .scope(self.on_behalf(&pending), r.update(ctx, prior, &d.planned))
+            .scope(self.on_behalf(ctx, &pending), r.update(ctx, prior, &d.planned))
             .await;
         let open = self
             .audit_end(
@@ -1153,10 +1153,12 @@ impl<'a> Reconcile<'a> {
 
     /// The claim's requester annotations (copied to the MR by the Compositions) and the audit
     /// request, for every object the change applies.
-    fn on_behalf(&self, t: &Tracked<'_>) -> crate::cloud::kube::OnBehalf {
+    fn on_behalf(&self, ctx: &Context, t: &Tracked<'_>) -> crate::cloud::kube::OnBehalf {
         use crate::cloud::kube as k;
+        let requested_by = self.annotation(k::REQUESTED_BY).map(String::from);
         crate::cloud::kube::OnBehalf {
-            requested_by: self.annotation(k::REQUESTED_BY).map(String::from),
+            impersonate: requested_by.clone().filter(|_| ctx.impersonate_requester),
+            requested_by,
             request_id: self.annotation(k::REQUEST_ID).map(String::from),
             change_url: self.annotation(k::CHANGE_URL).map(String::from),
             audit_request_id: t.audit.as_ref().map(|p| p.request_id().to_string()),

@@ -624,6 +624,7 @@ impl pb::provider_server::Provider for ProviderService {
                 request_id: env("PAVED_REQUEST_ID"),
                 change_url: env("PAVED_CHANGE_URL"),
                 audit_request_id: pending.as_ref().map(|p| p.request_id().to_string()),
+                impersonate: None,
             };
             let change = async {
                 if planned.is_null() {
