@@ -76,7 +76,7 @@ class Receiver:
 def lineage_validator():
     """The spec and the facets paved uses, resolved by their $id as a lineage backend would."""
     resources = []
-    for f in OL.glob("*.json"):
+    for f in [*OL.glob("*.json"), *(REPO / "docs" / "lineage").glob("*.json")]:
         doc = json.loads(f.read_text())
         resources.append((doc["$id"], referencing.Resource.from_contents(doc)))
     registry = referencing.Registry().with_resources(resources)
@@ -93,7 +93,8 @@ def lineage_validator():
             facets += d.get("facets", {}).values()
         for facet in facets:
             url = facet["_schemaURL"]
-            if url.startswith("https://openlineage.io/spec/facets/"):
+            # paved's own facets are published in docs/lineage/ and checked the same way.
+            if url.startswith(("https://openlineage.io/spec/facets/", "https://paved.dev/spec/facets/")):
                 jsonschema.Draft202012Validator({"$ref": url}, registry=registry).validate(facet)
     return check
 

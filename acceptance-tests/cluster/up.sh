@@ -250,7 +250,8 @@ if running kube-apiserver && ! audited; then
   # Started by an older up.sh without the audit log: restart it (etcd keeps the state).
   log "restarting kube-apiserver with the audit log"
   kill "$(cat "$C/kube-apiserver.pid")"
-  for _ in $(seq 100); do running kube-apiserver || break; sleep 0.1; done
+  for _ in $(seq 300); do running kube-apiserver || break; sleep 0.1; done
+  if running kube-apiserver; then kill -9 "$(cat "$C/kube-apiserver.pid")"; sleep 1; fi
 fi
 start kube-apiserver \
   --audit-policy-file="$AUDIT_POLICY" \
