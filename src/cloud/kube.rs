@@ -560,3 +560,42 @@ impl KubeApi for KubeClient {
         }
     }
 }
+
+#[cfg(test)]
+mod on_behalf_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_change_stamps_who_asked_on_every_object_it_applies() {
+        let b = OnBehalf {
+            requested_by: Some("user:default/ada".into()),
+            request_id: None,
+            change_url: Some("https://git.example.com/pr/1".into()),
+            audit_request_id: Some("r-1".into()),
+            impersonate: None,
+        };
+        let mut o = serde_json::json!({"metadata": {"name": "x", "annotations": {"keep": "1"}}});
+        b.stamp(&mut o);
+        let a = &o["metadata"]["annotations"];
+        assert_eq!(
+            (a["keep"].as_str(), a[REQUESTED_BY].as_str()),
+            (Some("1"), Some("user:default/ada"))
+        );
+        assert_eq!(a[AUDIT_REQUEST_ID], "r-1");
+        assert!(a.get(REQUEST_ID).is_none(), "unset keys are not written");
+        let mut bare = serde_json::json!({"metadata": {"name": "y"}});
+        b.stamp(&mut bare);
+        assert_eq!(
+            bare["metadata"]["annotations"][CHANGE_URL],
+            "https://git.example.com/pr/1"
+        );
+        assert!(
+            OnBehalf::current().is_none(),
+            "outside a change nothing is stamped"
+        );
+        let inside = ON_BEHALF
+            .scope(b.clone(), async { OnBehalf::current() })
+            .await;
+        assert_eq!(inside, Some(b));
+    }
+}

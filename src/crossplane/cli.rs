@@ -623,6 +623,20 @@ mod tests {
         assert!(o.leader_election);
         assert_eq!(o.lease_namespace, "cp-x");
         assert_eq!(o.audit_file, Some(PathBuf::from("/var/log/paved.jsonl")));
+        let Command::Run(o) = parse(&args("--audit-file /a.jsonl --audit-url http://siem:8088/raw --lineage-url http://marquez:5000/api/v1/lineage --lineage-file /l.jsonl --lineage-namespace ml")).unwrap() else {
+            panic!("not a run")
+        };
+        assert_eq!(o.audit_url.as_deref(), Some("http://siem:8088/raw"));
+        assert_eq!(
+            o.lineage,
+            crate::lineage::Settings {
+                url: Some("http://marquez:5000/api/v1/lineage".into()),
+                file: Some(PathBuf::from("/l.jsonl")),
+                namespace: Some("ml".into()),
+            }
+        );
+        let e = parse(&args("--lineage-url ftp://x/y")).unwrap_err();
+        assert!(e.contains("--lineage-url"), "{e}");
         assert_eq!(
             parse(&args("generate-crds --out x")).unwrap(),
             Command::GenerateCrds {

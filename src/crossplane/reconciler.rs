@@ -1049,7 +1049,10 @@ impl<'a> Reconcile<'a> {
         let pending = self.audit_begin(ctx, action, prior, &d.planned).await?;
         tracing::info!(%changed, "updating drifted external resource");
         let updated = crate::cloud::kube::ON_BEHALF
-            .scope(self.on_behalf(ctx, &pending), r.update(ctx, prior, &d.planned))
+            .scope(
+                self.on_behalf(ctx, &pending),
+                r.update(ctx, prior, &d.planned),
+            )
             .await;
         let open = self
             .audit_end(

@@ -445,6 +445,39 @@ mod tests {
     }
 
     #[test]
+    fn audit_url_needs_a_file_and_lineage_falls_back_to_the_environment() {
+        let c = cfg(Value::Null);
+        let only_url = |k: &str| (k == "PAVED_AUDIT_URL").then(|| "http://siem/raw".to_string());
+        let e = parse_audit(&c, only_url).unwrap_err();
+        assert_eq!(e.path.unwrap().to_string(), "audit.url");
+        let both = |k: &str| match k {
+            "PAVED_AUDIT_URL" => Some("http://siem/raw".to_string()),
+            "PAVED_AUDIT_FILE" => Some("/tmp/a.jsonl".to_string()),
+            "PAVED_AUDIT_HEADERS" => Some(r#"{"Authorization":"Splunk t"}"#.to_string()),
+            _ => None,
+        };
+        let t = parse_audit(&c, both).unwrap().unwrap();
+        assert_eq!(t.http.unwrap().url(), "http://siem/raw");
+        let bad = |k: &str| match k {
+            "PAVED_AUDIT_FILE" => Some("/tmp/a.jsonl".to_string()),
+            "PAVED_AUDIT_URL" => Some("http://siem/raw".to_string()),
+            "PAVED_AUDIT_HEADERS" => Some("[1]".to_string()),
+            _ => None,
+        };
+        assert!(parse_audit(&c, bad).unwrap_err().detail.contains("PAVED_AUDIT_HEADERS"));
+        assert!(parse_lineage(&c, |_| None).unwrap().is_none());
+        let file = |k: &str| (k == "PAVED_LINEAGE_FILE").then(|| "/tmp/l.jsonl".to_string());
+        assert!(parse_lineage(&c, file).unwrap().is_some());
+        let mut c = c;
+        c.set_attr("lineage", Value::object([("url", Value::string("nope"))]));
+        let paths: Vec<String> = validate(&c)
+            .iter()
+            .map(|d| d.path.as_ref().unwrap().to_string())
+            .collect();
+        assert_eq!(paths, ["lineage.url"]);
+    }
+
+    #[test]
     fn the_audit_block_is_checked_and_falls_back_to_the_environment() {
         let mut c = cfg(Value::Null);
         assert!(parse_audit(&c, |_| None).unwrap().is_none());
