@@ -1,11 +1,13 @@
 //! `paved_vector_db`: a vector database (Qdrant or PostgreSQL + pgvector) on Kubernetes with
 //! storage, a generated credential, network isolation, collections and backups.
 
+mod credentials;
 pub mod engine;
 mod manifests;
 mod ops;
 pub mod schema;
 pub mod spec;
+pub mod team;
 mod validate;
 
 use crate::cloud::kube::{Kind, KubeAccess, Verb, MANAGE, MANAGE_LISTED};
@@ -30,9 +32,10 @@ pub const TYPE_NAME: &str = "paved_vector_db";
 /// own objects; bootstrap Jobs of earlier collection lists are found by label; claims are
 /// never written (the StatefulSet's template makes them), only found by label and deleted.
 const KUBE_ACCESS: &[KubeAccess] = &[
+    // Listed across namespaces: each team's credential Secret lives in the team's namespace.
     KubeAccess {
         kind: Kind::Secret,
-        verbs: MANAGE,
+        verbs: MANAGE_LISTED,
     },
     KubeAccess {
         kind: Kind::ConfigMap,
@@ -190,6 +193,26 @@ impl ModifyPlan for VectorDb {
             planned.set_attr("port", Value::int(s.engine.port()));
             planned.set_attr("connection_secret", Value::string(s.secret_name()));
         }
+        let credentials_known = [
+            "team",
+            "allowed_teams",
+            "team_credentials",
+            "engine",
+            "name",
+        ]
+        .iter()
+        .all(|k| planned.get(k).is_wholly_known());
+        planned.set_attr(
+            "team_secrets",
+            if credentials_known {
+                ops::team_secrets_value(&VectorDbSpec::from_value(planned))
+            } else {
+                Value::Unknown
+            },
+        );
+        if credentials_known {
+            validate::check_credential_teams(planned, diags);
+        }
         crate::resources::cost::plan(
             planned,
             &["replicas", "resources", "storage", "engine"],
@@ -232,6 +255,10 @@ impl ModifyPlan for VectorDb {
             }
         }
         crate::resources::common::plan_status(prior, planned, &ops::COMPUTED);
+        // A team credential to issue, rotate or revoke is a change, and the roles Job runs.
+        if prior.get("team_secrets") != planned.get("team_secrets") {
+            planned.set_attr("status", Value::Unknown);
+        }
     }
 
     /// Destroying a database deletes its volumes, and with them every collection's vectors.
