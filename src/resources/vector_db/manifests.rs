@@ -137,16 +137,23 @@ pub fn team_secret(
 
 /// The team roles' SCRAM verifiers (role → verifier), in the database's namespace for the
 /// roles Job. A verifier does not let anyone log in; the passwords stay in the teams' Secrets.
+///
+/// Written as `data`, not `stringData`: server-side apply then drops the key of a removed team
+/// (keys only ever written through `stringData` are not owned by the field manager, and stay).
 pub fn team_roles_secret(s: &VectorDbSpec, verifiers: &[(String, String)]) -> Json {
+    use base64::Engine as _;
     let data: Map<String, Json> = verifiers
         .iter()
-        .map(|(role, v)| (role.clone(), json!(v)))
+        .map(|(role, v)| {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(v);
+            (role.clone(), json!(b64))
+        })
         .collect();
     json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": meta(s, &s.team_roles_secret_name()),
         "type": "Opaque",
-        "stringData": data
+        "data": data
     })
 }
 

@@ -357,6 +357,44 @@ mod tests {
     }
 
     #[test]
+    fn team_secrets_are_planned_and_a_missing_or_due_one_plans_an_update() {
+        let mut cfg = config(None);
+        cfg.set_attr("team_credentials", Value::Bool(true));
+        cfg.set_attr("allowed_teams", Value::string_list(["ranking"]));
+        let (p, _, d) = plan_of(None, &cfg);
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(
+            p.get("team_secrets").as_string_map().unwrap(),
+            [
+                (
+                    "ranking".to_string(),
+                    "ranking/docs-ranking-credentials".to_string()
+                ),
+                (
+                    "search".to_string(),
+                    "search/docs-search-credentials".to_string()
+                ),
+            ]
+            .into()
+        );
+        let prior = applied(&p);
+        let (again, _, _) = plan_of(Some(&prior), &cfg);
+        assert_eq!(again, prior);
+        // Read without ranking's Secret (missing, or due for rotation): the plan issues it.
+        let mut read = prior.clone();
+        read.set_attr(
+            "team_secrets",
+            Value::string_map([("search", "search/docs-search-credentials")]),
+        );
+        let (again, _, _) = plan_of(Some(&read), &cfg);
+        assert_eq!(again.get("team_secrets"), p.get("team_secrets"));
+        assert!(again.get("status").is_unknown());
+        // Without team credentials there are none.
+        let (p, _, _) = plan_of(None, &config(None));
+        assert!(p.get("team_secrets").is_null());
+    }
+
+    #[test]
     fn degraded_status_plans_a_repair() {
         let (p, _, _) = plan_of(None, &config(None));
         let mut prior = applied(&p);
