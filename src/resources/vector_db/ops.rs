@@ -352,7 +352,14 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Observed>, R
     let teams = credentials::observe(kube.as_ref(), &s, now()).await?;
     out.set_attr("team_secrets", teams.team_secrets);
     problems.extend(teams.problems);
+    // The Job whose failure the readiness reports, with the words for it.
+    let mut failing = ("Creating the collections failed", s.bootstrap_job_name());
     if let Some((job, p)) = teams.job {
+        let failed = |q: &Progress| matches!(q, Progress::Failed { .. });
+        // The first failure is the one reported: the collections' Job comes first.
+        if failed(&p) && !progress.iter().any(|(_, q)| failed(q)) {
+            failing = ("Setting the team roles failed", job.clone());
+        }
         progress.push((format!("the team roles Job {ns}/{job}"), p));
     }
     let status = workload::status_text(&problems, &[progress[0].1.clone()]);
@@ -364,19 +371,18 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Observed>, R
     set_costs(ctx, &mut out);
     // StatefulSets have no progress deadline, so only the bootstrap Job can fail (and a failed
     // workload wins over the problems list, which names the same Job).
-    let readiness =
-        match workload::readiness(&problems, &progress, "Creating the collections failed") {
-            crate::resource::Readiness::Failed { summary, detail } => {
-                crate::resource::Readiness::Failed {
-                    summary,
-                    detail: format!(
-                        "{detail}\nSee the script's output with: kubectl -n {ns} logs job/{}",
-                        s.bootstrap_job_name()
-                    ),
-                }
+    let readiness = match workload::readiness(&problems, &progress, failing.0) {
+        crate::resource::Readiness::Failed { summary, detail } => {
+            crate::resource::Readiness::Failed {
+                summary,
+                detail: format!(
+                    "{detail}\nSee the script's output with: kubectl -n {ns} logs job/{}",
+                    failing.1
+                ),
             }
-            r => r,
-        };
+        }
+        r => r,
+    };
     Ok(Some(Observed {
         state: out,
         readiness,
