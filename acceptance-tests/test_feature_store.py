@@ -48,6 +48,10 @@ def test_lifecycle(example, cluster):
     assert cluster.get("cronjob", "drivers-materialize")["spec"]["schedule"] == "0 * * * *"
     np = cluster.get("networkpolicy", "drivers-redis")
     assert np["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"] == {"paved.dev/team": "pricing"}
+    # allowed_teams reach the feature server only; the Redis password stays with the owner.
+    np = cluster.get("networkpolicy", "drivers")
+    assert np["spec"]["ingress"][0]["from"][0]["podSelector"]["matchExpressions"] == [
+        {"key": "paved.dev/team", "operator": "In", "values": ["pricing", "fraud"]}]
 
     assert tf.plan_exitcode(*kc)[0] == 0
 

@@ -183,13 +183,24 @@ def endpoint(name, version="v1"):
                          "health": {"startupTimeout": "20s"}, "rollout": {"timeout": "1m"}}}}
 
 
-def vector_db(name, collections):
+READER = f"{NS}-r"
+
+
+def vector_db(name, collections, allowed=()):
+    """A pgvector database owned by team NS with a credential per team (NS, and `allowed`)."""
     return {"apiVersion": "paved.dev/v1alpha1", "kind": "VectorDB", "metadata": {"name": name},
             "spec": {"providerConfigRef": {"name": PC},
                      "writeConnectionSecretToRef": {"name": f"{name}-conn", "namespace": NS},
                      "forProvider": {"name": name, "namespace": NS, "engine": "pgvector",
-                                     "storage": {"size": "1Gi"},
+                                     "team": NS, "allowedTeams": list(allowed), "teamCredentials": True,
+                                     "rotationDays": 30, "storage": {"size": "1Gi"},
                                      "collection": [{"name": c, "dimension": 384} for c in collections]}}}
+
+
+def team_secrets_of(k, db):
+    out = k.run("get", "secrets", "-A", "-o", "json",
+                "-l", f"paved.dev/vector-db={db},paved.dev/role=team-credential").stdout
+    return sorted(f'{s["metadata"]["namespace"]}/{s["metadata"]["name"]}' for s in json.loads(out)["items"])
 
 
 def feature_store(name, schedule):
@@ -214,7 +225,8 @@ def test_every_kind_lifecycle_with_only_the_generated_rbac(env, ec2):
     assert lease["spec"]["holderIdentity"].startswith(f"rbac-{RUN}-")
 
     p, ep, db, fs = (f"rbac-{RUN}-{x}" for x in ("pool", "ep", "db", "fs"))
-    apply(k, [pool(p), endpoint(ep), vector_db(db, ["docs"]), feature_store(fs, "0 * * * *")])
+    apply(k, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": READER}}])
+    apply(k, [pool(p), endpoint(ep), vector_db(db, ["docs"], [READER]), feature_store(fs, "0 * * * *")])
     pool_id = wait_ready(k, "gpucomputepool", p)["metadata"]["annotations"]["crossplane.io/external-name"]
     assert len(pool_instances(ec2, pool_id)) == 2
     wait_ready(k, "modelendpoint", ep)
@@ -222,8 +234,12 @@ def test_every_kind_lifecycle_with_only_the_generated_rbac(env, ec2):
     conn = k.get("secret", f"{ep}-conn", ns=NS)
     assert base64.b64decode(conn["data"]["url"]).decode() == f"http://{ep}.{NS}.svc.cluster.local"
     wait_ready(k, "vectordb", db)
-    first_jobs = jobs_of(k, db)
+    bootstrap = f"paved.dev/vector-db={db},paved.dev/role=bootstrap"
+    first_jobs = sorted(j["metadata"]["name"] for j in k.get("jobs", ns=NS, selector=bootstrap)["items"])
     assert len(first_jobs) == 1
+    # Team credentials: a Secret in each team's namespace, written across namespaces.
+    assert team_secrets_of(k, db) == sorted([f"{NS}/{db}-{NS}-credentials", f"{READER}/{db}-{READER}-credentials"])
+    assert sorted(k.get("vectordb", db)["status"]["atProvider"]["teamSecrets"]) == sorted([NS, READER])
     wait_ready(k, "featurestore", fs)
     assert k.get("cronjob", f"{fs}-materialize", ns=NS)["spec"]["schedule"] == "0 * * * *"
 
@@ -234,7 +250,10 @@ def test_every_kind_lifecycle_with_only_the_generated_rbac(env, ec2):
     wait_for("3 instances", lambda: len(pool_instances(ec2, pool_id)) == 3, timeout=90)
     wait_for("v2 served", lambda: (k.get("modelendpoint", ep)["status"]["atProvider"].get("servedRevision") or "").startswith("v2"), timeout=90)
     wait_for("new bootstrap Job, old one deleted",
-             lambda: (lambda j: len(j) == 1 and j != first_jobs)(jobs_of(k, db)), timeout=120)
+             lambda: (lambda j: len(j) == 1 and j != first_jobs)(
+                 sorted(x["metadata"]["name"] for x in k.get("jobs", ns=NS, selector=bootstrap)["items"])), timeout=120)
+    # The reader team was removed from allowedTeams: its Secret is revoked.
+    wait_for("reader's Secret revoked", lambda: team_secrets_of(k, db) == [f"{NS}/{db}-{NS}-credentials"], timeout=120)
     wait_ready(k, "vectordb", db)
     wait_for("CronJob updated", lambda: k.get("cronjob", f"{fs}-materialize", ns=NS)["spec"]["schedule"] == "*/30 * * * *", timeout=60)
     for kind, name in [("gpucomputepool", p), ("modelendpoint", ep), ("vectordb", db), ("featurestore", fs)]:
@@ -249,6 +268,8 @@ def test_every_kind_lifecycle_with_only_the_generated_rbac(env, ec2):
                        ("pvc", f"data-{db}-0"), ("cronjob", f"{fs}-materialize")]:
         assert k.get(kind, name, ns=NS) is None, (kind, name)
     assert jobs_of(k, db) == []
+    assert team_secrets_of(k, db) == []
+    k.run("delete", "namespace", READER, "--wait=false", check=False)
 
     assert c.proc.poll() is None, "the controller must still be running"
     log = c.text()

@@ -2,9 +2,10 @@
 plane (kube-apiserver, controller-manager with hostPath volume provisioning, scheduler, kwok
 nodes). Every check reads the cluster through the API, not only Terraform's state."""
 import base64
+import json
 import time
 
-from conftest import plan_summary
+from conftest import Terraform, plan_summary
 
 KINDS = ["statefulsets", "pods", "services", "secrets", "configmaps", "networkpolicies", "jobs", "cronjobs",
          "poddisruptionbudgets", "persistentvolumeclaims"]
@@ -125,3 +126,146 @@ def test_lifecycle(example, cluster):
             break
         time.sleep(0.5)
     assert pvs == [], pvs
+
+
+TEAMS_TF = """
+terraform {
+  required_providers {
+    paved = {
+      source = "paved/paved"
+    }
+  }
+}
+
+variable "kubeconfig" {
+  type = string
+}
+
+variable "allowed_teams" {
+  type    = list(string)
+  default = ["tc-ranking", "tc-vision"]
+}
+
+provider "paved" {
+  default_team    = "tc-search"
+  default_project = "rag"
+  kubernetes {
+    config_path = var.kubeconfig
+  }
+}
+
+resource "paved_vector_db" "kb" {
+  name             = "kb"
+  engine           = "pgvector"
+  allowed_teams    = var.allowed_teams
+  team_credentials = true
+  rotation_days    = 30
+
+  storage {
+    size = "1Gi"
+  }
+
+  collection {
+    name      = "kb"
+    dimension = 3
+  }
+}
+"""
+
+TEAM_SELECTOR = "paved.dev/vector-db=kb,paved.dev/role=team-credential,paved.dev/vector-db-namespace=default"
+
+
+def team_secrets(cluster):
+    """Every team Secret of the database, in any namespace: {namespace/name: secret}."""
+    out = cluster.run("get", "secrets", "-A", "-l", TEAM_SELECTOR, "-o", "json").stdout
+    return {f'{s["metadata"]["namespace"]}/{s["metadata"]["name"]}': s for s in json.loads(out)["items"]}
+
+
+def decoded(s, key):
+    return base64.b64decode(s["data"][key]).decode()
+
+
+def test_team_credentials(tmp_path, cli, cluster):
+    """Each team gets its own PostgreSQL role and Secret in its namespace; an old credential is
+    rotated, a removed team's Secret is deleted, destroy removes them all."""
+    for ns in ("tc-search", "tc-ranking", "tc-vision"):
+        p = cluster.run("create", "namespace", ns, check=False)
+        assert p.returncode == 0 or "AlreadyExists" in p.stderr, p.stderr
+    (tmp_path / "main.tf").write_text(TEAMS_TF)
+    tf = Terraform(tmp_path, cli)
+    kc = ("-var", f"kubeconfig={cluster.kubeconfig}")
+    want = {t: f"{t}/kb-{t}-credentials" for t in ("tc-search", "tc-ranking", "tc-vision")}
+
+    try:
+        tf.apply(*kc)
+        kb = tf.state("paved_vector_db.kb")
+        assert kb["status"] == "Ready" and kb["team_secrets"] == want, kb
+        found = team_secrets(cluster)
+        assert sorted(found) == sorted(want.values()), sorted(found)
+        passwords = {}
+        for team, ref in want.items():
+            s = found[ref]
+            labels = s["metadata"]["labels"]
+            assert labels["paved.dev/team"] == "tc-search" and labels["paved.dev/project"] == "rag"
+            assert labels["paved.dev/credential-team"] == team
+            assert decoded(s, "username") == f"team_{team}" and decoded(s, "database") == "paved"
+            assert decoded(s, "endpoint") == "kb.default.svc.cluster.local"
+            access = "read-write" if team == "tc-search" else "read-only"
+            assert s["metadata"]["annotations"]["paved.dev/access"] == access
+            passwords[team] = decoded(s, "password")
+            assert len(passwords[team]) == 32
+        assert len(set(passwords.values())) == 3
+        # PostgreSQL gets verifiers, never a password: the Secret in the database's namespace.
+        roles = cluster.get("secret", "kb-team-roles")
+        verifiers = {k: base64.b64decode(v).decode() for k, v in roles["data"].items()}
+        assert sorted(verifiers) == sorted(f"team_{t}" for t in want)
+        assert all(v.startswith("SCRAM-SHA-256$4096:") for v in verifiers.values())
+        assert not any(p in v for p in passwords.values() for v in verifiers.values())
+        jobs = cluster.get("jobs", selector="paved.dev/vector-db=kb,paved.dev/role=team-roles")["items"]
+        assert len(jobs) == 1 and jobs[0]["status"]["succeeded"] == 1, jobs
+        # No team password reaches the state or Terraform's output.
+        _, state = tf.run("show", "-json")
+        assert not any(p in state for p in passwords.values())
+        assert tf.plan_exitcode(*kc)[0] == 0
+
+        # Rotation: a credential older than rotation_days plans a change; apply issues a new one.
+        cluster.run("annotate", "--overwrite", "secret", "-n", "tc-ranking", "kb-tc-ranking-credentials",
+                    "paved.dev/issued-at=2020-01-01T00:00:00Z")
+        code, out = tf.plan_exitcode(*kc)
+        assert code == 2 and "tc-ranking" in out and plan_summary(out) == (0, 1, 0), out
+        tf.apply(*kc)
+        found = team_secrets(cluster)
+        rotated = found[want["tc-ranking"]]
+        assert decoded(rotated, "password") != passwords["tc-ranking"]
+        assert rotated["metadata"]["annotations"]["paved.dev/issued-at"] > "2026"
+        assert decoded(found[want["tc-search"]], "password") == passwords["tc-search"]
+        jobs = cluster.get("jobs", selector="paved.dev/vector-db=kb,paved.dev/role=team-roles")["items"]
+        assert len(jobs) == 1 and jobs[0]["status"]["succeeded"] == 1, jobs
+        assert tf.plan_exitcode(*kc)[0] == 0
+
+        # Removing a team from allowed_teams deletes its Secret (the roles Job drops its role).
+        one = ("-var", 'allowed_teams=["tc-ranking"]')
+        code, out = tf.plan_exitcode(*kc, *one)
+        assert code == 2 and plan_summary(out) == (0, 1, 0), out
+        tf.apply(*kc, *one)
+        assert sorted(team_secrets(cluster)) == [want["tc-ranking"], want["tc-search"]]
+        roles = cluster.get("secret", "kb-team-roles")
+        assert sorted(roles["data"]) == ["team_tc-ranking", "team_tc-search"]
+        assert tf.state("paved_vector_db.kb")["team_secrets"] == {t: want[t] for t in ("tc-search", "tc-ranking")}
+        assert tf.plan_exitcode(*kc, *one)[0] == 0
+
+        # A team Secret deleted out of band is Degraded and issued again.
+        cluster.run("delete", "secret", "-n", "tc-search", "kb-tc-search-credentials")
+        code, out = tf.plan_exitcode(*kc, *one)
+        assert code == 2 and "Secret tc-search/kb-tc-search-credentials is missing" in out, out
+        tf.apply(*kc, *one)
+        assert want["tc-search"] in team_secrets(cluster)
+        assert tf.plan_exitcode(*kc, *one)[0] == 0
+
+        # Destroy removes every team Secret in every namespace.
+        tf.run("destroy", "-auto-approve", *kc, *one)
+        assert team_secrets(cluster) == {}
+        assert all(v == [] for v in objects(cluster, "kb").values()), objects(cluster, "kb")
+    finally:
+        # Leaves nothing behind for the next run after a failed assertion (a no-op otherwise).
+        tf.run("destroy", "-auto-approve", *kc, check=False)

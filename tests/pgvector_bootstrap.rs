@@ -7,6 +7,7 @@
 
 use paved::resources::vector_db::engine::{self, Engine};
 use paved::resources::vector_db::spec::Collection;
+use paved::resources::vector_db::team;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -187,6 +188,229 @@ fn pgvector_index_limit_is_the_one_paved_validates() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("2000 dimensions"), "{err}");
+    pg.ok(&pg.admin_db, &format!("DROP DATABASE {db}"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// One team's login as a client would make it: the role and password of its Secret.
+fn as_team(pg: &Pg, db: &str, role: &str, password: &str, sql: &str) -> Output {
+    let mut c = pg.cmd("psql", db);
+    c.env("PGUSER", role).env("PGPASSWORD", password);
+    c.args(["-v", "ON_ERROR_STOP=1", "-qtAc", sql])
+        .output()
+        .expect("psql runs")
+}
+
+/// Runs the roles Job's script exactly as the Job does: verifiers in the environment, the
+/// script and SQL from a directory laid out like the mounted ConfigMap.
+fn set_roles(
+    pg: &Pg,
+    db: &str,
+    dir: &Path,
+    teams: &[team::TeamCredential],
+    passwords: &[&str],
+) -> Output {
+    std::fs::write(dir.join("roles.sh"), team::roles_script(teams)).unwrap();
+    let sql = team::roles_sql(teams);
+    for p in passwords {
+        assert!(!sql.contains(p), "a password is in the SQL");
+    }
+    std::fs::write(dir.join("roles.sql"), sql).unwrap();
+    let mut c = pg.cmd("sh", db);
+    c.arg(dir.join("roles.sh")).env("BOOTSTRAP_DIR", dir);
+    for (i, p) in passwords.iter().enumerate() {
+        c.env(team::verifier_env(i), team::new_verifier(p));
+    }
+    c.output().expect("sh runs")
+}
+
+fn ok_out(o: &Output, what: &str) -> String {
+    assert!(
+        o.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn refused(o: &Output, what: &str, why: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{what} should fail");
+    assert!(err.contains(why), "{what}: {err}");
+}
+
+#[test]
+#[ignore = "needs PAVED_TEST_PG_URL (PostgreSQL with pgvector)"]
+fn team_roles_read_as_granted_and_revocation_and_rotation_lock_out_old_passwords() {
+    let Some(pg) = pg() else { return };
+    let db = pg.fresh_db("paved_teams");
+    let dir = tempdir("teams");
+    let id = std::process::id();
+    let (owner, reader, outsider) = (format!("own{id}"), format!("read{id}"), format!("out{id}"));
+    let cred = |t: &str, access| team::TeamCredential {
+        team: t.to_string(),
+        access,
+    };
+    let (ow, rd) = (
+        cred(&owner, team::Access::ReadWrite),
+        cred(&reader, team::Access::ReadOnly),
+    );
+    let out = pg.bootstrap(&db, &dir, &[col("docs", 3, "cosine")]);
+    ok_out(&out, "bootstrap");
+    pg.ok(
+        &db,
+        "INSERT INTO docs (id, embedding) VALUES ('a', '[1,0,0]')",
+    );
+
+    let (pw_owner, pw_reader) = ("owner-pass-1", "reader-pass-1");
+    let out = set_roles(
+        &pg,
+        &db,
+        &dir,
+        &[ow.clone(), rd.clone()],
+        &[pw_owner, pw_reader],
+    );
+    ok_out(&out, "roles");
+    // The owner team reads and writes; the allowed team reads only.
+    let q = "SELECT id FROM docs ORDER BY embedding <=> '[1,0,0]' LIMIT 1";
+    assert_eq!(
+        ok_out(&as_team(&pg, &db, &ow.role(), pw_owner, q), "owner reads"),
+        "a"
+    );
+    ok_out(
+        &as_team(
+            &pg,
+            &db,
+            &ow.role(),
+            pw_owner,
+            "INSERT INTO docs (id, embedding) VALUES ('b', '[0,1,0]')",
+        ),
+        "owner writes",
+    );
+    assert_eq!(
+        ok_out(
+            &as_team(&pg, &db, &rd.role(), pw_reader, "SELECT count(*) FROM docs"),
+            "reader reads"
+        ),
+        "2"
+    );
+    refused(
+        &as_team(&pg, &db, &rd.role(), pw_reader, "DELETE FROM docs"),
+        "reader deletes",
+        "permission denied",
+    );
+    // A wrong password and a team that was never allowed are refused by PostgreSQL itself.
+    refused(
+        &as_team(&pg, &db, &rd.role(), "guess", "SELECT 1"),
+        "wrong password",
+        "password authentication failed",
+    );
+    refused(
+        &as_team(&pg, &db, &team::role_name(&outsider), pw_reader, "SELECT 1"),
+        "team not allowed",
+        "password authentication failed",
+    );
+    // Collections created later are granted too (default privileges).
+    ok_out(
+        &pg.bootstrap(
+            &db,
+            &dir,
+            &[col("docs", 3, "cosine"), col("notes", 2, "dot")],
+        ),
+        "new collection",
+    );
+    assert_eq!(
+        ok_out(
+            &as_team(
+                &pg,
+                &db,
+                &rd.role(),
+                pw_reader,
+                "SELECT count(*) FROM notes"
+            ),
+            "reader reads a new collection"
+        ),
+        "0"
+    );
+    // Running again with the same set changes nothing for the teams.
+    ok_out(
+        &set_roles(
+            &pg,
+            &db,
+            &dir,
+            &[ow.clone(), rd.clone()],
+            &[pw_owner, pw_reader],
+        ),
+        "roles again",
+    );
+    assert_eq!(
+        ok_out(
+            &as_team(&pg, &db, &rd.role(), pw_reader, "SELECT count(*) FROM docs"),
+            "reader reads again"
+        ),
+        "2"
+    );
+
+    // Removed from allowed_teams: the old password no longer works and the role is gone.
+    ok_out(
+        &set_roles(&pg, &db, &dir, std::slice::from_ref(&ow), &[pw_owner]),
+        "revoke",
+    );
+    refused(
+        &as_team(&pg, &db, &rd.role(), pw_reader, "SELECT 1"),
+        "revoked team",
+        "password authentication failed",
+    );
+    assert_eq!(
+        pg.ok(
+            &db,
+            &format!(
+                "SELECT count(*) FROM pg_roles WHERE rolname = '{}'",
+                rd.role()
+            )
+        ),
+        "0"
+    );
+    assert_eq!(
+        ok_out(
+            &as_team(&pg, &db, &ow.role(), pw_owner, "SELECT count(*) FROM docs"),
+            "owner keeps access"
+        ),
+        "2"
+    );
+
+    // Rotation: the new password works and the old one fails.
+    let pw_new = "owner-pass-2";
+    ok_out(
+        &set_roles(&pg, &db, &dir, std::slice::from_ref(&ow), &[pw_new]),
+        "rotate",
+    );
+    refused(
+        &as_team(&pg, &db, &ow.role(), pw_owner, "SELECT 1"),
+        "rotated-out password",
+        "password authentication failed",
+    );
+    assert_eq!(
+        ok_out(
+            &as_team(&pg, &db, &ow.role(), pw_new, "SELECT count(*) FROM docs"),
+            "rotated password"
+        ),
+        "2"
+    );
+
+    // No team left: every team role of this database goes.
+    ok_out(&set_roles(&pg, &db, &dir, &[], &[]), "revoke all");
+    assert_eq!(
+        pg.ok(
+            &db,
+            &format!(
+                "SELECT count(*) FROM pg_roles WHERE rolname IN ('{}', '{}')",
+                ow.role(),
+                rd.role()
+            )
+        ),
+        "0"
+    );
     pg.ok(&pg.admin_db, &format!("DROP DATABASE {db}"));
     let _ = std::fs::remove_dir_all(dir);
 }

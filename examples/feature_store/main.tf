@@ -28,6 +28,7 @@ provider "paved" {
 resource "paved_feature_store" "drivers" {
   name          = "drivers"
   feast_project = "driver_stats"
+  allowed_teams = ["fraud"] # pods labelled paved.dev/team=fraud may call the feature server
 
   feature_server {
     image = var.server_image

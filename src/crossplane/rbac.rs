@@ -213,10 +213,11 @@ mod tests {
         );
         assert_eq!(verbs(&rules, GROUP, "gpucomputepools/status"), ["patch"]);
         assert_eq!(verbs(&rules, GROUP, "providerconfigs"), ["get"]);
-        // Secrets: managed by vector DBs and feature stores, plus connection secrets.
+        // Secrets: managed by vector DBs and feature stores, plus connection secrets; listed
+        // across namespaces for a vector DB's team credentials.
         assert_eq!(
             verbs(&rules, "", "secrets"),
-            ["get", "watch", "create", "patch", "delete"]
+            ["get", "list", "watch", "create", "patch", "delete"]
         );
         // Jobs are listed (old bootstrap Jobs), Deployments never are.
         assert_eq!(

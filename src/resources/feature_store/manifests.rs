@@ -136,15 +136,43 @@ pub fn redis_service(s: &FeatureStoreSpec) -> Json {
     })
 }
 
-/// Ingress to `role` pods on `port` only from the owning team's pods.
-pub fn network_policy(s: &FeatureStoreSpec, name: &str, role: &str, port: i64) -> Json {
+/// Which teams' pods a NetworkPolicy admits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// The owning team only (the managed Redis: its password never leaves the owner).
+    Owner,
+    /// The owner and `allowed_teams` (the feature server).
+    OwnerAndAllowed,
+}
+
+/// The client pods' selector: one team as before (`matchLabels`), several as a set.
+fn team_selector(s: &FeatureStoreSpec, admit: Admit) -> Json {
+    let mut teams = vec![s.team.clone()];
+    if admit == Admit::OwnerAndAllowed {
+        teams.extend(s.allowed_teams.iter().filter(|t| **t != s.team).cloned());
+    }
+    if teams.len() == 1 {
+        json!({"matchLabels": {"paved.dev/team": s.team}})
+    } else {
+        json!({"matchExpressions": [{"key": "paved.dev/team", "operator": "In", "values": teams}]})
+    }
+}
+
+/// Ingress to `role` pods on `port` only from the admitted teams' pods.
+pub fn network_policy(
+    s: &FeatureStoreSpec,
+    name: &str,
+    role: &str,
+    port: i64,
+    admit: Admit,
+) -> Json {
     json!({
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": meta(s, name),
         "spec": {
             "podSelector": {"matchLabels": selector(s, role)},
             "policyTypes": ["Ingress"],
-            "ingress": [{"from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"paved.dev/team": s.team}}}],
+            "ingress": [{"from": [{"namespaceSelector": {}, "podSelector": team_selector(s, admit)}],
                          "ports": [{"protocol": "TCP", "port": port}]}]
         }
     })
@@ -323,8 +351,24 @@ mod tests {
     }
 
     #[test]
+    fn the_server_admits_allowed_teams_and_redis_only_the_owner() {
+        let mut s = spec("redis");
+        s.allowed_teams = vec!["fraud".into(), "pricing".into()];
+        let server = network_policy(&s, "drivers", "server", SERVER_PORT, Admit::OwnerAndAllowed);
+        assert_eq!(
+            server["spec"]["ingress"][0]["from"][0]["podSelector"]["matchExpressions"][0],
+            json!({"key": "paved.dev/team", "operator": "In", "values": ["pricing", "fraud"]})
+        );
+        let redis = network_policy(&s, "drivers-redis", "redis", 6379, Admit::Owner);
+        assert_eq!(
+            redis["spec"]["ingress"][0]["from"][0]["podSelector"],
+            json!({"matchLabels": {"paved.dev/team": "pricing"}})
+        );
+    }
+
+    #[test]
     fn redis_admits_only_the_team() {
-        let n = network_policy(&spec("redis"), "drivers-redis", "redis", 6379);
+        let n = network_policy(&spec("redis"), "drivers-redis", "redis", 6379, Admit::Owner);
         assert_eq!(
             n["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["paved.dev/team"],
             "pricing"

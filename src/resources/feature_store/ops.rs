@@ -145,7 +145,7 @@ async fn apply_objects(
         kube.apply(
             Kind::NetworkPolicy,
             ns,
-            &manifests::network_policy(s, &s.redis_name(), "redis", 6379),
+            &manifests::network_policy(s, &s.redis_name(), "redis", 6379, manifests::Admit::Owner),
         )
         .await?;
         kube.apply(
@@ -164,7 +164,13 @@ async fn apply_objects(
     kube.apply(
         Kind::NetworkPolicy,
         ns,
-        &manifests::network_policy(s, &s.name, "server", manifests::SERVER_PORT),
+        &manifests::network_policy(
+            s,
+            &s.name,
+            "server",
+            manifests::SERVER_PORT,
+            manifests::Admit::OwnerAndAllowed,
+        ),
     )
     .await?;
     let config_hash = manifests::config_hash(s, target, &password);

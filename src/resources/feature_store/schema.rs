@@ -49,6 +49,7 @@ pub fn schema() -> Schema {
             .attr(Attribute::optional_computed("namespace", s(), "Namespace (default \"default\").").default(Value::string("default")).force_new())
             .attr(Attribute::optional_computed("team", s(), "Team charged for the store (default: provider default_team)."))
             .attr(Attribute::optional_computed("project", s(), "Project (default: provider default_project)."))
+            .attr(Attribute::optional("allowed_teams", Type::list(s()), "Teams besides team whose pods (label paved.dev/team) may call the feature server. Enforced by a NetworkPolicy only (it needs a CNI that enforces NetworkPolicies): the feature server has no authentication, and the online store's credential stays with the owning team (the managed Redis admits only the store's own pods)."))
             .attr(Attribute::optional_computed("feast_project", s(), "Feast project name (default: name with '-' replaced by '_')."))
             .attr(Attribute::optional_computed("offline_store", s(), "Offline store location: file:///feast/data/… (the store's volume) or s3://bucket/prefix (default file:///feast/data/offline).").default(Value::string("file:///feast/data/offline")))
             .attr(Attribute::optional_computed("registry", s(), "Registry location: file:///feast/data/… or s3://bucket/key (default file:///feast/data/registry.db).").default(Value::string("file:///feast/data/registry.db")))

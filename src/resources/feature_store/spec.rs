@@ -24,6 +24,8 @@ pub struct FeatureStoreSpec {
     pub name: String,
     pub namespace: String,
     pub team: String,
+    /// Teams besides `team` whose pods may call the feature server.
+    pub allowed_teams: Vec<String>,
     pub project: Option<String>,
     pub feast_project: String,
     pub offline_store: String,
@@ -76,6 +78,7 @@ impl FeatureStoreSpec {
                 .map_or_else(|| default_feast_project(&name), str::to_string),
             namespace: s(v.get("namespace"), "default"),
             team: s(v.get("team"), ""),
+            allowed_teams: v.get("allowed_teams").as_string_vec().unwrap_or_default(),
             project: v.get("project").as_str().map(str::to_string),
             offline_store: s(
                 v.get("offline_store"),

@@ -156,6 +156,14 @@ pub fn validate(c: &Value) -> Diagnostics {
         &mut d,
     );
     check_team(c.get("team"), &mut d);
+    for (i, t) in c.get("allowed_teams").elements().iter().enumerate() {
+        if let Some(t) = t
+            .as_str()
+            .filter(|t| crate::resources::workload::label_value(t).is_none())
+        {
+            d.attr_error(AttrPath::attr("allowed_teams").index(i), "Invalid team name", format!("{t:?} is not a valid label value (1-63 letters, digits, '-', '_' or '.'), so no pod could carry it."));
+        }
+    }
     validate_timeouts(c, &mut d);
     d
 }
@@ -183,6 +191,20 @@ mod tests {
         d.iter()
             .map(|x| x.path.as_ref().map(|p| p.to_string()).unwrap_or_default())
             .collect()
+    }
+
+    #[test]
+    fn allowed_teams_must_be_label_values_named_by_index() {
+        let mut v = cfg("redis");
+        v.set_attr(
+            "allowed_teams",
+            Value::string_list(["fraud", "no such team"]),
+        );
+        let d = validate(&v);
+        assert_eq!(paths(&d), vec!["allowed_teams[1]"]);
+        assert_eq!(d.0[0].summary, "Invalid team name");
+        v.set_attr("allowed_teams", Value::string_list(["fraud"]));
+        assert!(validate(&v).is_empty());
     }
 
     #[test]

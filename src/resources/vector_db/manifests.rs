@@ -4,6 +4,7 @@
 
 use super::engine::{self, Engine, AWS_CLI_IMAGE, CURL_IMAGE};
 use super::spec::VectorDbSpec;
+use super::team;
 use crate::resources::workload::{self, SPEC_ANNOTATION};
 use serde_json::{json, Map, Value as Json};
 
@@ -66,14 +67,111 @@ pub fn backup_credentials_secret(s: &VectorDbSpec) -> Option<Json> {
 }
 
 pub fn config_map(s: &VectorDbSpec) -> Json {
+    let mut data = json!({
+        "bootstrap.sh": engine::bootstrap_script(s.engine, &s.collections),
+        "bootstrap.sql": engine::pgvector_sql(&s.collections),
+        "backup.sh": engine::backup_dump_script(s.engine, &s.collections)
+    });
+    // Always present for pgvector: turning team_credentials off runs the script with no team,
+    // which revokes every team role.
+    if s.engine == Engine::Pgvector {
+        let teams = team::credentials(s);
+        data["roles.sh"] = json!(team::roles_script(&teams));
+        data["roles.sql"] = json!(team::roles_sql(&teams));
+    }
     json!({
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": meta(s, &s.config_map_name()),
-        "data": {
-            "bootstrap.sh": engine::bootstrap_script(s.engine, &s.collections),
-            "bootstrap.sql": engine::pgvector_sql(&s.collections),
-            "backup.sh": engine::backup_dump_script(s.engine, &s.collections)
+        "data": data
+    })
+}
+
+/// Labels of a team's Secret: the database's attribution labels (so its cost and owner are
+/// found from the Secret), the team it is for and the database's namespace, by which paved
+/// finds every team Secret of a database across namespaces.
+pub fn team_secret_labels(s: &VectorDbSpec, team: &str) -> Map<String, Json> {
+    let mut m = with_role(s, team::SECRET_ROLE);
+    m.insert(team::TEAM_LABEL.into(), json!(team));
+    m.insert(team::DB_NAMESPACE_LABEL.into(), json!(s.namespace));
+    m
+}
+
+/// Selects every team Secret of the database, in any namespace.
+pub fn team_secret_selector(s: &VectorDbSpec) -> String {
+    format!(
+        "{DB_LABEL}={},{ROLE_LABEL}={},{}={}",
+        s.name,
+        team::SECRET_ROLE,
+        team::DB_NAMESPACE_LABEL,
+        s.namespace
+    )
+}
+
+/// One team's connection details, in the team's namespace, where its pods can mount them.
+pub fn team_secret(
+    s: &VectorDbSpec,
+    c: &team::TeamCredential,
+    password: &str,
+    issued_at: &str,
+) -> Json {
+    let (role, host, port) = (c.role(), s.host(), s.engine.port());
+    json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {
+            "name": team::secret_name(&s.name, &c.team),
+            "namespace": team::team_namespace(&c.team),
+            "labels": team_secret_labels(s, &c.team),
+            "annotations": {team::ISSUED_AT: issued_at, "paved.dev/access": match c.access {
+                team::Access::ReadWrite => "read-write",
+                team::Access::ReadOnly => "read-only",
+            }}
+        },
+        "type": "Opaque",
+        "stringData": {
+            "endpoint": host, "port": port.to_string(), "engine": s.engine.name(),
+            "username": role, "password": password, "database": "paved",
+            "uri": format!("postgresql://{role}:{password}@{host}:{port}/paved")
         }
+    })
+}
+
+/// The team roles' SCRAM verifiers (role → verifier), in the database's namespace for the
+/// roles Job. A verifier does not let anyone log in; the passwords stay in the teams' Secrets.
+///
+/// Written as `data`, not `stringData`: server-side apply then drops the key of a removed team
+/// (keys only ever written through `stringData` are not owned by the field manager, and stay).
+pub fn team_roles_secret(s: &VectorDbSpec, verifiers: &[(String, String)]) -> Json {
+    use base64::Engine as _;
+    let data: Map<String, Json> = verifiers
+        .iter()
+        .map(|(role, v)| {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(v);
+            (role.clone(), json!(b64))
+        })
+        .collect();
+    json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": meta(s, &s.team_roles_secret_name()),
+        "type": "Opaque",
+        "data": data
+    })
+}
+
+/// Sets the team roles: creates, re-keys and revokes them (see [`team::roles_sql`]).
+pub fn team_roles_job(s: &VectorDbSpec, job: &str, teams: &[team::TeamCredential]) -> Json {
+    let mut pod = script_pod(s, team::JOB_ROLE, &s.image, "roles.sh", "Never");
+    if let Some(env) = pod["spec"]["containers"][0]["env"].as_array_mut() {
+        for (i, c) in teams.iter().enumerate() {
+            env.push(
+                json!({"name": team::verifier_env(i), "valueFrom": {"secretKeyRef": {
+                "name": s.team_roles_secret_name(), "key": c.role()}}}),
+            );
+        }
+    }
+    json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": job, "namespace": s.namespace, "labels": with_role(s, team::JOB_ROLE)},
+        "spec": {"backoffLimit": 4, "activeDeadlineSeconds": 600, "template": pod}
     })
 }
 
@@ -470,6 +568,48 @@ mod tests {
             .unwrap()
             .iter()
             .any(|e| e["name"] == "QDRANT__CLUSTER__ENABLED"));
+    }
+
+    #[test]
+    fn team_secrets_live_in_the_team_namespace_and_the_job_reads_verifiers_only() {
+        let mut s = spec("pgvector", 1);
+        s.team_credentials = true;
+        let teams = team::credentials(&s);
+        let sec = team_secret(&s, &teams[1], "pw-ranking", "2026-12-04T12:00:00Z");
+        assert_eq!(sec["metadata"]["namespace"], "ranking");
+        assert_eq!(sec["metadata"]["name"], "docs-ranking-credentials");
+        assert_eq!(sec["metadata"]["labels"]["paved.dev/team"], "search");
+        assert_eq!(sec["metadata"]["labels"][team::TEAM_LABEL], "ranking");
+        assert_eq!(sec["metadata"]["labels"][team::DB_NAMESPACE_LABEL], "ml");
+        assert_eq!(
+            sec["metadata"]["annotations"][team::ISSUED_AT],
+            "2026-12-04T12:00:00Z"
+        );
+        assert_eq!(sec["stringData"]["username"], "team_ranking");
+        assert_eq!(
+            sec["stringData"]["uri"],
+            "postgresql://team_ranking:pw-ranking@docs.ml.svc.cluster.local:5432/paved"
+        );
+        let job = team_roles_job(&s, "docs-team-roles-x", &teams);
+        let text = job.to_string();
+        assert!(!text.contains("pw-ranking") && !text.contains("SCRAM"));
+        let env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap();
+        let v1 = env
+            .iter()
+            .find(|e| e["name"] == "PAVED_VERIFIER_1")
+            .unwrap();
+        assert_eq!(v1["valueFrom"]["secretKeyRef"]["name"], "docs-team-roles");
+        assert_eq!(v1["valueFrom"]["secretKeyRef"]["key"], "team_ranking");
+        assert!(config_map(&s)["data"]["roles.sql"]
+            .as_str()
+            .unwrap()
+            .contains("'team_ranking', 'r'"));
+        assert_eq!(
+            team_secret_selector(&s),
+            "paved.dev/vector-db=docs,paved.dev/role=team-credential,paved.dev/vector-db-namespace=ml"
+        );
     }
 
     #[test]

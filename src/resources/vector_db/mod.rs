@@ -1,11 +1,13 @@
 //! `paved_vector_db`: a vector database (Qdrant or PostgreSQL + pgvector) on Kubernetes with
 //! storage, a generated credential, network isolation, collections and backups.
 
+mod credentials;
 pub mod engine;
 mod manifests;
 mod ops;
 pub mod schema;
 pub mod spec;
+pub mod team;
 mod validate;
 
 use crate::cloud::kube::{Kind, KubeAccess, Verb, MANAGE, MANAGE_LISTED};
@@ -30,9 +32,10 @@ pub const TYPE_NAME: &str = "paved_vector_db";
 /// own objects; bootstrap Jobs of earlier collection lists are found by label; claims are
 /// never written (the StatefulSet's template makes them), only found by label and deleted.
 const KUBE_ACCESS: &[KubeAccess] = &[
+    // Listed across namespaces: each team's credential Secret lives in the team's namespace.
     KubeAccess {
         kind: Kind::Secret,
-        verbs: MANAGE,
+        verbs: MANAGE_LISTED,
     },
     KubeAccess {
         kind: Kind::ConfigMap,
@@ -190,6 +193,26 @@ impl ModifyPlan for VectorDb {
             planned.set_attr("port", Value::int(s.engine.port()));
             planned.set_attr("connection_secret", Value::string(s.secret_name()));
         }
+        let credentials_known = [
+            "team",
+            "allowed_teams",
+            "team_credentials",
+            "engine",
+            "name",
+        ]
+        .iter()
+        .all(|k| planned.get(k).is_wholly_known());
+        planned.set_attr(
+            "team_secrets",
+            if credentials_known {
+                ops::team_secrets_value(&VectorDbSpec::from_value(planned))
+            } else {
+                Value::Unknown
+            },
+        );
+        if credentials_known {
+            validate::check_credential_teams(planned, diags);
+        }
         crate::resources::cost::plan(
             planned,
             &["replicas", "resources", "storage", "engine"],
@@ -232,6 +255,10 @@ impl ModifyPlan for VectorDb {
             }
         }
         crate::resources::common::plan_status(prior, planned, &ops::COMPUTED);
+        // A team credential to issue, rotate or revoke is a change, and the roles Job runs.
+        if prior.get("team_secrets") != planned.get("team_secrets") {
+            planned.set_attr("status", Value::Unknown);
+        }
     }
 
     /// Destroying a database deletes its volumes, and with them every collection's vectors.
@@ -327,6 +354,44 @@ mod tests {
             rr.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
             vec!["storage"]
         );
+    }
+
+    #[test]
+    fn team_secrets_are_planned_and_a_missing_or_due_one_plans_an_update() {
+        let mut cfg = config(None);
+        cfg.set_attr("team_credentials", Value::Bool(true));
+        cfg.set_attr("allowed_teams", Value::string_list(["ranking"]));
+        let (p, _, d) = plan_of(None, &cfg);
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(
+            p.get("team_secrets").as_string_map().unwrap(),
+            [
+                (
+                    "ranking".to_string(),
+                    "ranking/docs-ranking-credentials".to_string()
+                ),
+                (
+                    "search".to_string(),
+                    "search/docs-search-credentials".to_string()
+                ),
+            ]
+            .into()
+        );
+        let prior = applied(&p);
+        let (again, _, _) = plan_of(Some(&prior), &cfg);
+        assert_eq!(again, prior);
+        // Read without ranking's Secret (missing, or due for rotation): the plan issues it.
+        let mut read = prior.clone();
+        read.set_attr(
+            "team_secrets",
+            Value::string_map([("search", "search/docs-search-credentials")]),
+        );
+        let (again, _, _) = plan_of(Some(&read), &cfg);
+        assert_eq!(again.get("team_secrets"), p.get("team_secrets"));
+        assert!(again.get("status").is_unknown());
+        // Without team credentials there are none.
+        let (p, _, _) = plan_of(None, &config(None));
+        assert!(p.get("team_secrets").is_null());
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Apply, observe, delete and import a vector database's objects. The verbs start a change
 //! and return; [`observe`] reports when the engine and its collections are ready.
 
+use super::credentials;
 use super::manifests::{self, DB_LABEL, ROLE_LABEL};
 use super::spec::VectorDbSpec;
+use super::team;
 use crate::cloud::kube::{Kind, KubeApi};
 use crate::context::Context;
 use crate::cty::Value;
@@ -13,8 +15,9 @@ use crate::resources::workload::{self, Progress};
 use std::time::Duration;
 
 /// Attributes the provider computes; everything else is an argument.
-pub const COMPUTED: [&str; 8] = [
+pub const COMPUTED: [&str; 9] = [
     "id",
+    "team_secrets",
     "hourly_cost_usd",
     "monthly_cost_usd",
     "endpoint",
@@ -172,7 +175,10 @@ pub async fn apply(
     planned.set_attr("api_key", Value::string(&key));
     let annotation = annotation(&planned)?;
     let result = match apply_objects(kube.as_ref(), &s, &key, &annotation).await {
-        Ok(()) => start_bootstrap(ctx, kube.as_ref(), &s).await,
+        Ok(()) => match start_bootstrap(ctx, kube.as_ref(), &s).await {
+            Ok(()) => credentials::apply(ctx, kube.as_ref(), &s, now()).await,
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     let observed = observe(ctx, &planned).await.map(|o| o.map(|o| o.state));
@@ -211,6 +217,21 @@ pub async fn apply(
     }
 }
 
+/// The clock rotation is measured against.
+fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
+/// `team_secrets` as planned: every team that gets a credential, or null without any.
+pub fn team_secrets_value(s: &VectorDbSpec) -> Value {
+    let refs = team::secret_refs(s);
+    if refs.is_empty() {
+        Value::Null
+    } else {
+        Value::string_map(refs)
+    }
+}
+
 fn set_identity(v: &mut Value, s: &VectorDbSpec) {
     v.set_attr("id", Value::string(format!("{}/{}", s.namespace, s.name)));
     v.set_attr("endpoint", Value::string(s.host()));
@@ -239,6 +260,9 @@ fn placeholder(planned: &Value) -> Value {
     let s = VectorDbSpec::from_value(planned);
     let mut v = planned.clone();
     set_identity(&mut v, &s);
+    if !v.get("team_secrets").is_wholly_known() {
+        v.set_attr("team_secrets", team_secrets_value(&s));
+    }
     for (k, d) in [
         ("engine_version", s.version.clone()),
         ("image", s.image.clone()),
@@ -325,6 +349,19 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Observed>, R
             }
         }
     }
+    let teams = credentials::observe(kube.as_ref(), &s, now()).await?;
+    out.set_attr("team_secrets", teams.team_secrets);
+    problems.extend(teams.problems);
+    // The Job whose failure the readiness reports, with the words for it.
+    let mut failing = ("Creating the collections failed", s.bootstrap_job_name());
+    if let Some((job, p)) = teams.job {
+        let failed = |q: &Progress| matches!(q, Progress::Failed { .. });
+        // The first failure is the one reported: the collections' Job comes first.
+        if failed(&p) && !progress.iter().any(|(_, q)| failed(q)) {
+            failing = ("Setting the team roles failed", job.clone());
+        }
+        progress.push((format!("the team roles Job {ns}/{job}"), p));
+    }
     let status = workload::status_text(&problems, &[progress[0].1.clone()]);
     set_identity(&mut out, &s);
     if !out.get("api_key").is_wholly_known() {
@@ -334,19 +371,18 @@ pub async fn observe(ctx: &Context, state: &Value) -> Result<Option<Observed>, R
     set_costs(ctx, &mut out);
     // StatefulSets have no progress deadline, so only the bootstrap Job can fail (and a failed
     // workload wins over the problems list, which names the same Job).
-    let readiness =
-        match workload::readiness(&problems, &progress, "Creating the collections failed") {
-            crate::resource::Readiness::Failed { summary, detail } => {
-                crate::resource::Readiness::Failed {
-                    summary,
-                    detail: format!(
-                        "{detail}\nSee the script's output with: kubectl -n {ns} logs job/{}",
-                        s.bootstrap_job_name()
-                    ),
-                }
+    let readiness = match workload::readiness(&problems, &progress, failing.0) {
+        crate::resource::Readiness::Failed { summary, detail } => {
+            crate::resource::Readiness::Failed {
+                summary,
+                detail: format!(
+                    "{detail}\nSee the script's output with: kubectl -n {ns} logs job/{}",
+                    failing.1
+                ),
             }
-            r => r,
-        };
+        }
+        r => r,
+    };
     Ok(Some(Observed {
         state: out,
         readiness,
@@ -362,6 +398,7 @@ pub fn objects(s: &VectorDbSpec) -> (workload::ObjectRefs, workload::ObjectRefs)
         (Kind::Secret, s.backup_credentials_name()),
         (Kind::StatefulSet, s.name.clone()),
         (Kind::PodDisruptionBudget, s.name.clone()),
+        (Kind::Secret, s.team_roles_secret_name()),
     ];
     objects.extend(companions(s).into_iter().filter(|(k, n)| {
         !matches!(k, Kind::CronJob | Kind::PodDisruptionBudget) && *n != s.backup_credentials_name()
@@ -377,8 +414,18 @@ pub fn objects(s: &VectorDbSpec) -> (workload::ObjectRefs, workload::ObjectRefs)
 /// Starts deleting every object of the database; `Gone` once none is left.
 pub async fn delete(ctx: &Context, prior: &Value) -> Result<Deletion, ResourceError> {
     let s = VectorDbSpec::from_value(prior);
+    let kube = ctx.kube()?;
+    // Team Secrets live in the teams' namespaces; a database that had none never lists them.
+    if !team::credentials(&s).is_empty()
+        || kube
+            .get(Kind::Secret, &s.namespace, &s.team_roles_secret_name())
+            .await?
+            .is_some()
+    {
+        credentials::delete_all(kube.as_ref(), &s).await?;
+    }
     let (named, labelled) = objects(&s);
-    workload::start_delete(ctx.kube()?.as_ref(), &s.namespace, &named, &labelled).await
+    workload::start_delete(kube.as_ref(), &s.namespace, &named, &labelled).await
 }
 
 /// The objects a wait on `state` watches: the engine and the bootstrap Job.

@@ -21,6 +21,10 @@ pub struct VectorDbSpec {
     pub image: String,
     pub replicas: i64,
     pub allowed_teams: Vec<String>,
+    /// Per-team PostgreSQL roles and Secrets (see [`super::team`]).
+    pub team_credentials: bool,
+    /// Team credentials older than this many days are issued again.
+    pub rotation_days: Option<i64>,
     pub storage_size: String,
     pub storage_class: Option<String>,
     pub cpu: String,
@@ -58,6 +62,8 @@ impl VectorDbSpec {
             image,
             replicas: v.get("replicas").as_i64().unwrap_or(1),
             allowed_teams: v.get("allowed_teams").as_string_vec().unwrap_or_default(),
+            team_credentials: v.get("team_credentials").as_bool().unwrap_or(false),
+            rotation_days: v.get("rotation_days").as_i64(),
             storage_size: s(st.get("size"), "10Gi"),
             storage_class: st.get("storage_class").as_str().map(str::to_string),
             cpu: s(r.get("cpu"), "500m"),
@@ -103,6 +109,11 @@ impl VectorDbSpec {
     }
     pub fn backup_credentials_name(&self) -> String {
         format!("{}-backup-credentials", self.name)
+    }
+    /// The Secret in the database's namespace that hands the team roles' SCRAM verifiers (never
+    /// a password) to the roles Job.
+    pub fn team_roles_secret_name(&self) -> String {
+        format!("{}-team-roles", self.name)
     }
     pub fn backup_name(&self) -> String {
         format!("{}-backup", self.name)

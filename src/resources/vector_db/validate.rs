@@ -3,6 +3,7 @@
 //! independent primaries, an unknown engine version) fails at `terraform validate` instead.
 
 use super::engine::{self, Engine, DISTANCES};
+use super::team;
 use crate::cty::Value;
 use crate::diag::{AttrPath, Diagnostics};
 use crate::resources::common::{
@@ -184,8 +185,64 @@ pub fn validate(c: &Value) -> Diagnostics {
         );
     }
     check_team(c.get("team"), &mut d);
+    check_team_credentials(c, engine, &mut d);
     validate_timeouts(c, &mut d);
     d
+}
+
+/// `team_credentials` and `rotation_days`: what the credential layer can enforce.
+fn check_team_credentials(c: &Value, engine: Option<Engine>, d: &mut Diagnostics) {
+    let on = c.get("team_credentials").as_bool();
+    if on == Some(true) && engine == Some(Engine::Qdrant) {
+        d.attr_error(AttrPath::attr("team_credentials"), "Team credentials need pgvector", "Qdrant has one API key (and one read-only key) for the whole instance, so paved cannot give a team a credential of its own or revoke one team's access without changing everyone's key. Use engine = \"pgvector\" for per-team credentials; with qdrant, allowed_teams is enforced by the NetworkPolicy only.");
+    }
+    let rotation = c.get("rotation_days");
+    if let Some(n) = rotation.as_f64() {
+        if n < 1.0 || n.fract() != 0.0 {
+            d.attr_error(
+                AttrPath::attr("rotation_days"),
+                "Invalid rotation_days",
+                format!("rotation_days must be a whole number of days, at least 1; got {n}."),
+            );
+        }
+    }
+    let rotation_set = !rotation.is_null() && !rotation.is_unknown();
+    let off = c.get("team_credentials").is_null() || on == Some(false);
+    if rotation_set && off {
+        d.attr_error(
+            AttrPath::attr("rotation_days"),
+            "rotation_days needs team_credentials",
+            "Only team credentials are rotated; set team_credentials = true (pgvector) or remove rotation_days.",
+        );
+    }
+    if on == Some(true) {
+        check_credential_teams(c, d);
+    }
+}
+
+/// Each team that gets a credential needs a namespace of its name and a PostgreSQL role that
+/// fits in 63 bytes. Also run at plan time, where the provider's default team is known.
+pub fn check_credential_teams(c: &Value, d: &mut Diagnostics) {
+    if c.get("team_credentials").as_bool() != Some(true) {
+        return;
+    }
+    let rule = |t: &str| {
+        (!crate::resources::common::is_dns_label(t) || t.len() > team::MAX_TEAM_LEN).then(|| {
+            format!("{t:?} cannot get a team credential: its Secret goes in the namespace named after the team and its PostgreSQL role is team_<name>, so the name must be 1-{} lowercase letters, digits and dashes, starting and ending with a letter or digit.", team::MAX_TEAM_LEN)
+        })
+    };
+    if let Some(why) = c.get("team").as_str().and_then(rule) {
+        d.attr_error(AttrPath::attr("team"), "Invalid team name", why);
+    }
+    for (i, t) in c.get("allowed_teams").elements().iter().enumerate() {
+        if let Some(why) = t.as_str().and_then(rule) {
+            d.attr_error(
+                AttrPath::attr("allowed_teams").index(i),
+                "Invalid team name",
+                why,
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -280,6 +337,37 @@ mod tests {
         v.set_attr("engine", Value::string("qdrant"));
         v.set_attr("engine_version", Value::string("0.1"));
         assert_eq!(paths(&validate(&v)), vec!["engine_version"]);
+    }
+
+    #[test]
+    fn team_credentials_need_pgvector_dns_label_teams_and_a_rotation_of_a_day_or_more() {
+        let mut v = cfg("pgvector", &[]);
+        v.set_attr("team", Value::string("search"));
+        v.set_attr("team_credentials", Value::Bool(true));
+        v.set_attr(
+            "allowed_teams",
+            Value::string_list(["ranking", "Ranking.EU"]),
+        );
+        v.set_attr("rotation_days", Value::int(0));
+        assert_eq!(
+            paths(&validate(&v)),
+            vec!["rotation_days", "allowed_teams[1]"]
+        );
+        v.set_attr("allowed_teams", Value::string_list(["ranking"]));
+        v.set_attr("rotation_days", Value::int(30));
+        assert!(validate(&v).is_empty());
+        v.set_attr("team", Value::string("x".repeat(team::MAX_TEAM_LEN + 1)));
+        assert_eq!(paths(&validate(&v)), vec!["team"]);
+        v.set_attr("team", Value::string("search"));
+        v.set_attr("engine", Value::string("qdrant"));
+        assert_eq!(paths(&validate(&v)), vec!["team_credentials"]);
+        v.set_attr("engine", Value::string("pgvector"));
+        v.set_attr("team_credentials", Value::Null);
+        let d = validate(&v);
+        assert_eq!(paths(&d), vec!["rotation_days"]);
+        assert_eq!(d.0[0].summary, "rotation_days needs team_credentials");
+        v.set_attr("rotation_days", Value::Unknown);
+        assert!(validate(&v).is_empty());
     }
 
     #[test]
