@@ -464,7 +464,10 @@ mod tests {
             "PAVED_AUDIT_HEADERS" => Some("[1]".to_string()),
             _ => None,
         };
-        assert!(parse_audit(&c, bad).unwrap_err().detail.contains("PAVED_AUDIT_HEADERS"));
+        assert!(parse_audit(&c, bad)
+            .unwrap_err()
+            .detail
+            .contains("PAVED_AUDIT_HEADERS"));
         assert!(parse_lineage(&c, |_| None).unwrap().is_none());
         let file = |k: &str| (k == "PAVED_LINEAGE_FILE").then(|| "/tmp/l.jsonl".to_string());
         assert!(parse_lineage(&c, file).unwrap().is_some());
