@@ -453,10 +453,7 @@ pub trait GceApi: Send + Sync {
 
 // ---- the REST client -------------------------------------------------------------------
 
-type HttpClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    http_body_util::Full<bytes::Bytes>,
->;
+use crate::delivery::HttpClient;
 
 /// The real client: Compute's REST API for one project and region.
 pub struct GceClient {
@@ -518,24 +515,7 @@ impl GceClient {
         })?;
         tracing::debug!(project, region, credentials = %source.describe(), "Compute Engine client");
         let auth = super::gcp_auth::Authenticator::new(source);
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let https = match builder.with_native_roots() {
-            Ok(b) => b.https_or_http().enable_http1().build(),
-            // No system roots (a bare container): loopback http still works.
-            Err(_) => hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(
-                    rustls::ClientConfig::builder()
-                        .with_root_certificates(rustls::RootCertStore::empty())
-                        .with_no_client_auth(),
-                )
-                .https_or_http()
-                .enable_http1()
-                .build(),
-        };
-        let http =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(30))
-                .build(https);
+        let http = crate::delivery::https_client();
         Ok(GceClient {
             base: format!("{}/compute/v1/", endpoint.trim_end_matches('/')),
             project: project.to_string(),

@@ -48,7 +48,7 @@ pub enum DeliveryError {
     Endpoint { url: String, detail: String },
 }
 
-type HttpClient = hyper_util::client::legacy::Client<
+pub type HttpClient = hyper_util::client::legacy::Client<
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
     http_body_util::Full<bytes::Bytes>,
 >;
@@ -80,7 +80,9 @@ fn registry() -> &'static Mutex<Vec<Weak<HttpSink>>> {
     SINKS.get_or_init(|| Mutex::new(vec![]))
 }
 
-fn client() -> HttpClient {
+/// The HTTP(S) client paved's REST calls share (Compute Engine, collectors, lineage):
+/// native roots, plain http allowed for loopback endpoints.
+pub fn https_client() -> HttpClient {
     let https = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
         Ok(b) => b.https_or_http().enable_http1().build(),
         // No system roots (a bare container): plain http still works.
@@ -126,7 +128,7 @@ impl HttpSink {
             url: url.into(),
             headers,
             framing,
-            http: client(),
+            http: https_client(),
             wake: Notify::new(),
             started: false.into(),
         });
