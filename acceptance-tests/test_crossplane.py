@@ -455,8 +455,9 @@ def test_stuck_rollouts_hold_no_worker(cluster, controller):
 
     def creating(mr):
         c = condition(get_mr(cluster, "modelendpoint", mr), "Ready")
-        return c if c.get("reason") == "Creating" and c.get("message") else None
-    c = wait_for("a stuck endpoint reports its progress", lambda: creating(stuck[0][0]), timeout=30)
+        # Until the Deployment controller has seen the spec the progress says so; then replicas.
+        return c if c.get("reason") == "Creating" and "replicas" in c.get("message", "") else None
+    c = wait_for("a stuck endpoint reports its progress", lambda: creating(stuck[0][0]), timeout=60)
     assert c["status"] == "False" and "replicas" in c["message"], c
 
     healthy = f"cp-{RUN}-healthy"
