@@ -145,30 +145,25 @@ impl Trail {
     /// Writes one record to every sink: the file, then the HTTP spool.
     fn write(&self, r: &Record) -> Result<(), AuditError> {
         self.log.append(r)?;
+        self.spool(r)
+    }
+
+    fn spool(&self, r: &Record) -> Result<(), AuditError> {
         let Some(h) = &self.http else { return Ok(()) };
-        let line = serde_json::to_string(r).map_err(|e| AuditError {
-            path: h.spool().path().display().to_string(),
-            source: std::io::Error::other(e),
-        })?;
-        h.enqueue(&line).map_err(|source| AuditError {
+        let err = |source| AuditError {
             path: h.spool().path().display().to_string(),
             source,
-        })
+        };
+        let line = serde_json::to_string(r).map_err(|e| err(std::io::Error::other(e)))?;
+        h.enqueue(&line).map_err(err)
     }
 
     /// Reports and closes the intents of processes that died before their result
     /// ([`AuditLog::close_interrupted`]), sending the closing results to the HTTP sink too.
     pub fn close_interrupted(&self) -> Result<Vec<Record>, AuditError> {
         let closed = self.log.close_interrupted()?;
-        if let Some(h) = &self.http {
-            for r in &closed {
-                if let Ok(line) = serde_json::to_string(r) {
-                    h.enqueue(&line).map_err(|source| AuditError {
-                        path: h.spool().path().display().to_string(),
-                        source,
-                    })?;
-                }
-            }
+        for r in &closed {
+            self.spool(r)?;
         }
         Ok(closed)
     }
@@ -177,21 +172,16 @@ impl Trail {
     pub fn begin(&self, block: &Block, mut subject: Subject) -> Result<Pending<'_>, AuditError> {
         subject.requester = subject.requester.or_else(|| self.requester.clone());
         let intent = subject.intent(block, &request_id());
-        if let Err(e) = self.write(&intent) {
-            // The file may hold the intent while the spool refused it: close it there, so the
-            // refused change does not look interrupted.
-            if self
-                .log
-                .read_all()
-                .is_ok_and(|all| all.iter().any(|r| r.request_id == intent.request_id))
-            {
-                let _ = self.log.append(&intent.result(
-                    Outcome::Failed,
-                    Some(format!("not started: {e}")),
-                    None,
-                    Duration::ZERO,
-                ));
-            }
+        self.log.append(&intent)?;
+        if let Err(e) = self.spool(&intent) {
+            // The file holds the intent the spool refused: close it there, so the refused
+            // change does not look interrupted.
+            let _ = self.log.append(&intent.result(
+                Outcome::Failed,
+                Some(format!("not started: {e}")),
+                None,
+                Duration::ZERO,
+            ));
             return Err(e);
         }
         Ok(Pending {

@@ -1954,6 +1954,17 @@ mod tests {
                     .as_str()
                     .map(String::from)
             }
+            /// Changes the widget out of band, as a drift in the cloud.
+            fn drift_size(&self, size: i64) {
+                self.widget
+                    .cloud
+                    .lock()
+                    .unwrap()
+                    .object
+                    .as_mut()
+                    .unwrap()
+                    .set_attr("size", Value::int(size));
+            }
             fn set_size(&self, size: i64) {
                 self.fake.edit(PATH, |o| {
                     o["spec"]["forProvider"]["size"] = json!(size);
@@ -2023,14 +2034,7 @@ mod tests {
             w.reconcile().await.unwrap();
             w.widget.calls();
             // Out of band, the widget shrank to 0: the desired size 1 is applied again.
-            w.widget
-                .cloud
-                .lock()
-                .unwrap()
-                .object
-                .as_mut()
-                .unwrap()
-                .set_attr("size", Value::int(0));
+            w.drift_size(0);
             w.reconcile().await.unwrap();
             assert_eq!(w.widget.calls(), ["read", "update size 0 -> 1"]);
             assert_eq!(w.condition("Ready").1, "Updating");
@@ -2158,14 +2162,7 @@ mod tests {
             w.reconcile().await.unwrap();
             w.reconcile().await.unwrap();
             // Out of band, the widget shrank: putting it back is a drift correction.
-            w.widget
-                .cloud
-                .lock()
-                .unwrap()
-                .object
-                .as_mut()
-                .unwrap()
-                .set_attr("size", Value::int(0));
+            w.drift_size(0);
             w.reconcile().await.unwrap();
             w.widget.set_ready(Readiness::Failed {
                 summary: "Rollout failed".into(),
